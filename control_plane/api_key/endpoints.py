@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, status
+
+from control_plane.api_key import service
+from control_plane.api_key.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
+from control_plane.auth.permissions import Action
+from control_plane.auth.principal import Principal
+from control_plane.kit.deps import Authorize, ServicesDep, SessionDep
+from control_plane.kit.pagination import Page, PageDep
+
+router = APIRouter(prefix="/api/v1/api-keys", tags=["api-keys"])
+Reader = Annotated[Principal, Authorize(Action.KEYS_READ)]
+Writer = Annotated[Principal, Authorize(Action.KEYS_WRITE)]
+
+
+@router.post("", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
+async def create(session: SessionDep, me: Writer, body: ApiKeyCreate) -> ApiKeyCreated:
+    """Make an API key; the response is the only time the whole key is shown."""
+    row, key = await service.create(session, me, body)
+    return ApiKeyCreated.model_validate({**ApiKeyRead.model_validate(row).model_dump(), "key": key})
+
+
+@router.get("", response_model=Page[ApiKeyRead])
+async def list_(session: SessionDep, me: Reader, page: PageDep) -> Page[ApiKeyRead]:
+    """Keys of the tenant (owners/admins) or of the caller."""
+    rows, cursor = await service.list_page(session, me, page)
+    return Page(items=[ApiKeyRead.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete(services: ServicesDep, session: SessionDep, me: Writer, key_id: str) -> None:
+    """Revoke a key; it is refused from the next request on."""
+    await service.revoke(services, session, me, key_id)

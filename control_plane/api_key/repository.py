@@ -1,0 +1,20 @@
+from datetime import datetime
+
+from control_plane.kit.repository import TenantRepository
+from control_plane.models import ApiKey
+
+
+class ApiKeyRepository(TenantRepository[ApiKey]):
+    model = ApiKey
+
+    async def by_prefix(self, prefix: str) -> ApiKey | None:
+        return await self.first(ApiKey.prefix == prefix)
+
+    async def mark_used(self, used: dict[str, datetime]) -> None:
+        for key_id, when in used.items():
+            await self.update_where(ApiKey.id == key_id, last_used_at=when)
+
+    async def revoke_all_of_user(self, user_id: str, when: datetime) -> None:
+        await self.update_where(
+            (ApiKey.user_id == user_id) & ApiKey.revoked_at.is_(None), revoked_at=when
+        )

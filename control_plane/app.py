@@ -1,0 +1,62 @@
+"""create_app(): middleware, routers, error handlers, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from control_plane import health
+from control_plane.api_key.endpoints import router as api_key_router
+from control_plane.audit.endpoints import router as audit_router
+from control_plane.auth.endpoints import router as auth_router
+from control_plane.auth.endpoints import wellknown
+from control_plane.bootstrap import ensure_platform_admin
+from control_plane.config import Settings
+from control_plane.kit import problems
+from control_plane.observability import Metrics, ObservabilityMiddleware
+from control_plane.services import Services
+from control_plane.tenant.endpoints import router as tenant_router
+from control_plane.user.endpoints import router as user_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.build(settings, metrics)
+        app.state.services = services
+        if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
+            await ensure_platform_admin(
+                services,
+                settings.bootstrap_admin_email,
+                settings.bootstrap_admin_password.get_secret_value(),
+            )
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="Atrium",
+        version="0.1.0",
+        description="Multi-tenant ML platform: identity, tenants, models, serving, jobs, plugins.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    for router in (
+        health.router,
+        wellknown,
+        auth_router,
+        tenant_router,
+        user_router,
+        api_key_router,
+        audit_router,
+    ):
+        app.include_router(router)
+    return app

@@ -1,0 +1,116 @@
+"""The `atrium` command."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from control_plane.config import Settings
+from control_plane.migrate import upgrade
+
+app = typer.Typer(help="Atrium: a multi-tenant ML platform on Ray.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+admin_app = typer.Typer(help="Platform administrators.", no_args_is_help=True)
+keys_app = typer.Typer(help="Access-token signing keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
+app.add_typer(keys_app, name="keys")
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        console.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+    from control_plane.app import create_app
+    from control_plane.observability import configure_logging
+
+    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=settings.api_port if port is None else port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@app.command()
+def up(
+    host: str | None = typer.Option(None, help="Bind address (default ATRIUM_API_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default ATRIUM_API_PORT)."),
+) -> None:
+    """Start Atrium locally in the foreground: migrations, then the control plane."""
+    _serve(_settings(), host, port)
+
+
+@app.command()
+def api(
+    host: str | None = typer.Option(None, help="Bind address (default ATRIUM_API_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default ATRIUM_API_PORT)."),
+) -> None:
+    """Start only the control plane (applies migrations first)."""
+    _serve(_settings(), host, port)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all pending migrations."""
+    settings = _settings()
+    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    console.print("database is at the latest migration")
+
+
+@admin_app.command("create")
+def admin_create(
+    email: str = typer.Option(..., help="Email of the platform admin."),
+    password: str = typer.Option(..., help="At least 12 characters.", prompt=True, hide_input=True),
+) -> None:
+    """Create a platform admin (does nothing if the email exists)."""
+    from control_plane.bootstrap import ensure_platform_admin
+    from control_plane.observability import Metrics
+    from control_plane.services import Services
+
+    settings = _settings()
+    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+
+    async def run() -> bool:
+        services = Services.build(settings, Metrics())
+        try:
+            return await ensure_platform_admin(services, email, password)
+        finally:
+            await services.db.dispose()
+
+    try:
+        created = asyncio.run(run())
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print("platform admin created" if created else "platform admin already exists")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Sign new access tokens with a new key; the old key verifies until its tokens expire."""
+    from control_plane.auth.keyring import KeyRing
+
+    settings = _settings()
+    if settings.jwt_private_key is not None:
+        console.print("[red]ATRIUM_JWT_PRIVATE_KEY is set: rotate by changing that setting[/red]")
+        raise typer.Exit(2)
+    ring = KeyRing(settings.home_dir / "keys")
+    grace = settings.access_token_ttl_seconds + settings.jwt_leeway_seconds
+    key = ring.rotate(retire_after_s=grace)
+    console.print(f"new signing key {key.kid}; previous keys verify for {grace}s more")

@@ -1,0 +1,113 @@
+"""Settings of the control plane, read from ``ATRIUM_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "admin", "atrium"}
+
+# OWASP password storage cheat sheet, argon2id minimum: m=19 MiB, t=2, p=1.
+OWASP_MIN_MEMORY_KIB = 19_456
+OWASP_MIN_TIME_COST = 2
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure. Production refuses insecure defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="ATRIUM_", env_file=".env", extra="ignore")
+
+    environment: Literal["local", "test", "production"] = Field(
+        "local", description="`production` turns insecure defaults into start-up errors."
+    )
+    home: Path = Field(
+        Path("~/.atrium"), description="Holds the SQLite file, artifacts and signing keys."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default SQLite in ATRIUM_HOME."
+    )
+    redis_url: str | None = Field(
+        None, description="Redis for throttling, caches and invalidation; optional."
+    )
+    api_host: str = Field("127.0.0.1", description="Control plane bind address.")
+    api_port: int = Field(8080, ge=0, le=65535, description="Control plane port.")
+    serve_port: int = Field(8000, ge=0, le=65535, description="Ray Serve HTTP port.")
+    ray_address: str | None = Field(
+        None, description="Join this Ray cluster instead of a local head."
+    )
+    bootstrap_admin_email: str | None = Field(
+        None, description="Platform admin made on first start."
+    )
+    bootstrap_admin_password: SecretStr | None = Field(None, description="Its password.")
+
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Encrypts MFA secrets at rest. Generated under ATRIUM_HOME when unset "
+        "(local only); required in production.",
+    )
+    jwt_private_key: SecretStr | None = Field(
+        None, description="PEM Ed25519 private key signing access tokens; else generated."
+    )
+    jwt_issuer: str = Field("atrium", description="`iss` of access tokens.")
+    jwt_audience: str = Field("atrium-api", description="`aud` of access tokens.")
+    access_token_ttl_seconds: int = Field(900, ge=30, le=900, description="At most 15 minutes.")
+    refresh_token_ttl_seconds: int = Field(14 * 86400, ge=60, description="Refresh token life.")
+    jwt_leeway_seconds: int = Field(10, ge=0, le=60, description="Clock skew allowed.")
+
+    argon2_time_cost: int = Field(3, ge=1, description="argon2id iterations.")
+    argon2_memory_kib: int = Field(65_536, ge=8, description="argon2id memory in KiB.")
+    argon2_parallelism: int = Field(4, ge=1, description="argon2id lanes.")
+    password_min_length: int = Field(12, ge=12, description="Shortest accepted password.")
+
+    login_max_failures_per_account: int = Field(5, ge=1, description="Before 429 per account.")
+    login_max_failures_per_address: int = Field(20, ge=1, description="Before 429 per client.")
+    login_failure_window_seconds: int = Field(900, ge=1, description="Throttle window.")
+
+    auth_cache_ttl_seconds: float = Field(30.0, ge=0, description="Credential cache lifetime.")
+    key_usage_flush_seconds: float = Field(5.0, gt=0, description="last_used_at batch period.")
+    log_level: str = Field("INFO", description="Root log level.")
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        problems = []
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if key.lower() in _PLACEHOLDERS or len(key) < 32:
+            problems.append("ATRIUM_SECRET_KEY must be set to at least 32 random characters")
+        pw = self.bootstrap_admin_password
+        if pw is not None and (
+            pw.get_secret_value().lower() in _PLACEHOLDERS
+            or len(pw.get_secret_value()) < self.password_min_length
+        ):
+            problems.append("ATRIUM_BOOTSTRAP_ADMIN_PASSWORD is a placeholder or too short")
+        if (
+            self.argon2_memory_kib < OWASP_MIN_MEMORY_KIB
+            or self.argon2_time_cost < OWASP_MIN_TIME_COST
+        ):
+            problems.append(
+                "ATRIUM_ARGON2_MEMORY_KIB/ATRIUM_ARGON2_TIME_COST are below OWASP minimums"
+            )
+        if problems:
+            raise ValueError("insecure production settings: " + "; ".join(problems))
+        return self
+
+    @cached_property
+    def home_dir(self) -> Path:
+        return self.home.expanduser()
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if not self.database_url:
+            return f"sqlite+aiosqlite:///{self.home_dir / 'atrium.db'}"
+        url = self.database_url
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+psycopg://" + url[len(plain) :]
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+        return url

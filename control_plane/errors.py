@@ -1,0 +1,93 @@
+"""One exception hierarchy; each error carries its HTTP status and stable code."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AtriumError(Exception):
+    """Base of every error the API answers with a Problem Details body."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal server error"
+    # Keep what the request wrote (an audit record, a revoked token family) despite the error.
+    persist: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class BadRequest(AtriumError):
+    status, code, title = 400, "bad_request", "Bad request"
+
+
+class ValidationFailed(AtriumError):
+    status, code, title = 422, "validation_error", "Validation error"
+
+
+class Unauthorized(AtriumError):
+    status, code, title = 401, "unauthorized", "Not authenticated"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("WWW-Authenticate", "Bearer")
+
+
+class LoginFailed(Unauthorized):
+    persist = True
+
+
+class RefreshTokenReused(Unauthorized):
+    persist = True
+
+
+class MfaRequired(Unauthorized):
+    code, title = "mfa_required", "MFA code required"
+
+
+class InvalidTotp(Unauthorized):
+    code, title = "invalid_totp", "Invalid or already used MFA code"
+    persist = True
+
+
+class Forbidden(AtriumError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class TenantSuspended(Forbidden):
+    code, title = "tenant_suspended", "Tenant suspended"
+
+
+class NotFound(AtriumError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(AtriumError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(AtriumError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class RateLimited(AtriumError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+    persist = True
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers["Retry-After"] = str(max(1, retry_after))
+
+
+class ClusterUnavailable(AtriumError):
+    status, code, title = 503, "cluster_unavailable", "Cluster unavailable"

@@ -1,0 +1,95 @@
+"""The one place that builds queries on tenant-owned tables.
+
+A repository is bound to a scope: a tenant id (every query filtered to it) or
+``PLATFORM`` (no filter; only platform-admin code paths and system tasks use it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, Final, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from control_plane.kit.pagination import PageParams, encode_cursor
+from control_plane.models.base import Base
+
+M = TypeVar("M", bound=Base)
+
+
+class _Platform:
+    def __repr__(self) -> str:
+        return "PLATFORM"
+
+
+PLATFORM: Final = _Platform()
+Scope = str | _Platform
+
+
+class TenantRepository(Generic[M]):
+    """Base of every repository over a tenant-owned table."""
+
+    model: ClassVar[type[Base]]
+    tenant_field: ClassVar[str] = "tenant_id"
+
+    def __init__(self, session: AsyncSession, scope: Scope) -> None:
+        self.session = session
+        self.scope = scope
+
+    def _tenant_column(self) -> InstrumentedAttribute[Any]:
+        column: InstrumentedAttribute[Any] = getattr(self.model, self.tenant_field)
+        return column
+
+    def _scoped(self) -> list[ColumnElement[bool]]:
+        if isinstance(self.scope, _Platform):
+            return []
+        return [self._tenant_column() == self.scope]
+
+    def select(self, *where: ColumnElement[bool]) -> Select[Any]:
+        return select(self.model).where(*self._scoped(), *where)
+
+    async def _scalars(self, stmt: Select[Any]) -> Sequence[M]:
+        rows: Sequence[M] = (await self.session.scalars(stmt)).all()
+        return rows
+
+    async def first(self, *where: ColumnElement[bool]) -> M | None:
+        rows = await self._scalars(self.select(*where).limit(1))
+        return rows[0] if rows else None
+
+    async def get(self, object_id: str) -> M | None:
+        return await self.first(self.model.id == object_id)
+
+    async def all(self, *where: ColumnElement[bool]) -> Sequence[M]:
+        return await self._scalars(self.select(*where).order_by(self.model.id))
+
+    async def page(
+        self, params: PageParams, *where: ColumnElement[bool], newest_first: bool = False
+    ) -> tuple[Sequence[M], str | None]:
+        stmt = self.select(*where)
+        column = self.model.id
+        if params.after_id is not None:
+            stmt = stmt.where(
+                column < params.after_id if newest_first else column > params.after_id
+            )
+        stmt = stmt.order_by(column.desc() if newest_first else column).limit(params.limit + 1)
+        rows = await self._scalars(stmt)
+        more = len(rows) > params.limit
+        rows = rows[: params.limit]
+        return rows, (encode_cursor(rows[-1].id) if more and rows else None)
+
+    def add(self, obj: M) -> M:
+        if not isinstance(self.scope, _Platform) and getattr(obj, self.tenant_field) != self.scope:
+            raise ValueError("object outside the repository's tenant")
+        self.session.add(obj)
+        return obj
+
+    async def delete(self, obj: M) -> None:
+        await self.session.delete(obj)
+
+    async def update_where(self, where: ColumnElement[bool], **values: Any) -> int:
+        """Update matching rows in scope; return how many matched."""
+        stmt = update(self.model).where(*self._scoped(), where).values(**values)
+        result = await self.session.execute(stmt)
+        return int(getattr(result, "rowcount", 0))

@@ -1,0 +1,10 @@
+"""All tables; importing this package registers them on ``Base.metadata``."""
+
+from control_plane.models.api_key import ApiKey
+from control_plane.models.audit import AuditEvent
+from control_plane.models.base import Base
+from control_plane.models.refresh_token import RefreshToken
+from control_plane.models.tenant import Tenant
+from control_plane.models.user import User
+
+__all__ = ["ApiKey", "AuditEvent", "Base", "RefreshToken", "Tenant", "User"]

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from control_plane.kit.clock import utcnow
+from control_plane.models.base import Base, TenantOwned
+
+
+class User(Base, TenantOwned):
+    """A tenant member, or a platform admin when ``tenant_id`` is NULL."""
+
+    __tablename__ = "users"
+
+    tenant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    mfa_enabled: Mapped[bool] = mapped_column(default=False)
+    mfa_secret: Mapped[str | None] = mapped_column(String(300))
+    mfa_pending_secret: Mapped[str | None] = mapped_column(String(300))
+    totp_last_step: Mapped[int] = mapped_column(default=0)
+    last_login_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

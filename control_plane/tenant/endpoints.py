@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, status
+
+from control_plane.auth.permissions import Action
+from control_plane.auth.principal import Principal
+from control_plane.kit.deps import Authorize, ServicesDep, SessionDep
+from control_plane.kit.pagination import Page, PageDep
+from control_plane.tenant import service
+from control_plane.tenant.schemas import TenantCreate, TenantRead, TenantUpdate
+
+router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
+Admin = Annotated[Principal, Authorize(Action.TENANTS_ADMIN)]
+Member = Annotated[Principal, Authorize(Action.TENANT_READ)]
+
+
+@router.post("", response_model=TenantRead, status_code=status.HTTP_201_CREATED)
+async def create(session: SessionDep, me: Admin, body: TenantCreate) -> TenantRead:
+    """Create a tenant (platform admins)."""
+    return TenantRead.model_validate(await service.create(session, me, body))
+
+
+@router.get("", response_model=Page[TenantRead])
+async def list_(session: SessionDep, me: Member, page: PageDep) -> Page[TenantRead]:
+    """All tenants for platform admins; one's own tenant for members."""
+    rows, cursor = await service.list_page(session, me, page)
+    return Page(items=[TenantRead.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.get("/{tenant_id}", response_model=TenantRead)
+async def get(session: SessionDep, me: Member, tenant_id: str) -> TenantRead:
+    """One tenant (members may read their own)."""
+    return TenantRead.model_validate(await service.get(session, me, tenant_id))
+
+
+@router.patch("/{tenant_id}", response_model=TenantRead)
+async def update(
+    services: ServicesDep, session: SessionDep, me: Admin, tenant_id: str, body: TenantUpdate
+) -> TenantRead:
+    """Rename, change plan, suspend or reactivate a tenant (platform admins)."""
+    return TenantRead.model_validate(await service.update(services, session, me, tenant_id, body))
+
+
+@router.delete("/{tenant_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete(services: ServicesDep, session: SessionDep, me: Admin, tenant_id: str) -> None:
+    """Delete a tenant with its users and keys; its audit trail stays (platform admins)."""
+    await service.delete(services, session, me, tenant_id)

@@ -1,0 +1,98 @@
+"""Tenants: created and governed by platform admins, read by their members."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.audit.service import record
+from control_plane.auth.principal import Principal
+from control_plane.errors import Conflict, NotFound
+from control_plane.kit.ids import new_id
+from control_plane.kit.pagination import PageParams
+from control_plane.kit.repository import PLATFORM, Scope
+from control_plane.models import Tenant
+from control_plane.services import Services
+from control_plane.tenant.repository import TenantRepo
+from control_plane.tenant.schemas import TenantCreate, TenantUpdate
+
+
+def scope_of(principal: Principal) -> Scope:
+    """What the caller may see: everything for platform admins, else its own tenant."""
+    if principal.is_platform_admin:
+        return PLATFORM
+    assert principal.tenant_id is not None
+    return principal.tenant_id
+
+
+async def create(session: AsyncSession, principal: Principal, data: TenantCreate) -> Tenant:
+    repo = TenantRepo(session, PLATFORM)
+    if await repo.first(Tenant.slug == data.slug):
+        raise Conflict(f"a tenant with slug '{data.slug}' exists", extra={"field": "slug"})
+    tenant = repo.add(Tenant(id=new_id("ten"), name=data.name, slug=data.slug, plan=data.plan))
+    await session.flush()
+    record(
+        session,
+        actor=principal,
+        action="tenant.create",
+        tenant_id=tenant.id,
+        target=("tenant", tenant.id),
+        details=data.model_dump(),
+    )
+    return tenant
+
+
+async def get(session: AsyncSession, principal: Principal, tenant_id: str) -> Tenant:
+    tenant = await TenantRepo(session, scope_of(principal)).get(tenant_id)
+    if tenant is None:
+        raise NotFound("tenant not found")
+    return tenant
+
+
+async def list_page(
+    session: AsyncSession, principal: Principal, params: PageParams
+) -> tuple[Sequence[Tenant], str | None]:
+    return await TenantRepo(session, scope_of(principal)).page(params)
+
+
+async def update(
+    services: Services,
+    session: AsyncSession,
+    principal: Principal,
+    tenant_id: str,
+    data: TenantUpdate,
+) -> Tenant:
+    tenant = await get(session, principal, tenant_id)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    for field, value in changes.items():
+        setattr(tenant, field, value)
+    services.identity_changed(session)
+    action = {"suspended": "tenant.suspend", "active": "tenant.activate"}.get(
+        changes.get("status", ""), "tenant.update"
+    )
+    record(
+        session,
+        actor=principal,
+        action=action,
+        tenant_id=tenant.id,
+        target=("tenant", tenant.id),
+        details=changes,
+    )
+    return tenant
+
+
+async def delete(
+    services: Services, session: AsyncSession, principal: Principal, tenant_id: str
+) -> None:
+    tenant = await get(session, principal, tenant_id)
+    await TenantRepo(session, PLATFORM).delete(tenant)
+    services.identity_changed(session)
+    record(
+        session,
+        actor=principal,
+        action="tenant.delete",
+        tenant_id=tenant.id,
+        target=("tenant", tenant.id),
+        details={"slug": tenant.slug},
+    )
