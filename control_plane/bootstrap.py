@@ -18,7 +18,7 @@ async def ensure_platform_admin(services: Services, email: str, password: str) -
         raise ValueError(
             f"password must have at least {services.settings.password_min_length} characters"
         )
-    async for session in services.db.session_scope():
+    async with services.db.session_scope() as session:
         users = UserRepository(session, PLATFORM)
         if await users.by_email(email):
             return False

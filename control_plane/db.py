@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -55,6 +56,7 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
 
+    @asynccontextmanager
     async def session_scope(self) -> AsyncIterator[AsyncSession]:
         """A session that commits on success and rolls back on error, once."""
         async with self.sessionmaker() as session:

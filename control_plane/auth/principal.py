@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from control_plane.auth.permissions import ROLE_ACTIONS, Action, Role, actions_of_scopes
+from control_plane.auth.permissions import (
+    ROLE_ACTIONS,
+    SCOPE_ACTIONS,
+    Action,
+    Role,
+    actions_of_scopes,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +46,9 @@ class Principal:
     def with_key(
         self, *, api_key_id: str, scopes: list[str], expires_at: datetime | None
     ) -> Principal:
-        """The same user acting through a key: only scopes the role still holds."""
+        """The same user acting through a key: only the scopes its role still holds."""
+        held = ROLE_ACTIONS[self.role]
+        effective = [scope for scope in scopes if SCOPE_ACTIONS[scope] <= held]
         return Principal(
             kind="api_key",
             user_id=self.user_id,
@@ -48,9 +56,9 @@ class Principal:
             role=self.role,
             email=self.email,
             api_key_id=api_key_id,
-            scopes=tuple(scopes),
+            scopes=tuple(effective),
             key_expires_at=expires_at,
-            actions=actions_of_scopes(scopes) & ROLE_ACTIONS[self.role],
+            actions=actions_of_scopes(effective) & held,
         )
 
     @property

@@ -23,7 +23,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async for session in get_services(request).db.session_scope():
+    async with get_services(request).db.session_scope() as session:
         yield session
 
 

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.api.world import Api, World
+
+ME = "/api/v1/auth/me"
+
+
+def test_key_is_shown_once_and_authenticates(world: World) -> None:
+    api = world.api
+    created = api.new_key(world.acme["developer"].token, ["inference", "models:read"])
+    assert re.fullmatch(r"atr_[a-z0-9]{8}_[A-Za-z0-9_-]{43}", created["key"])
+    assert created["key"].split("_")[1] == created["prefix"]
+    listed = api.get("/api/v1/api-keys", world.acme["developer"].token).json()["items"]
+    assert [k["id"] for k in listed] == [created["id"]]
+    assert "key" not in listed[0]
+    me = api.get(ME, created["key"]).json()
+    assert me == {
+        "api_key_id": created["id"],
+        "tenant_id": world.acme.id,
+        "scopes": ["inference", "models:read"],
+    }
+
+
+def test_revocation_takes_effect_on_the_next_request(world: World) -> None:
+    api = world.api
+    token = world.acme["developer"].token
+    created = api.new_key(token, ["inference"])
+    assert api.get(ME, created["key"]).status_code == 200  # now cached
+    assert api.delete(f"/api/v1/api-keys/{created['id']}", token).status_code == 204
+    response = api.get(ME, created["key"])
+    assert response.status_code == 401
+    assert "revoked" in response.json()["detail"]
+
+
+def test_expired_key_is_refused(world: World) -> None:
+    api = world.api
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    created = api.new_key(world.acme["developer"].token, ["inference"], expires_at=soon.isoformat())
+    assert api.get(ME, created["key"]).status_code == 200
+    time.sleep(1.2)
+    assert api.get(ME, created["key"]).status_code == 401
+
+
+def test_expiry_in_the_past_is_refused(world: World) -> None:
+    past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    response = world.api.post(
+        "/api/v1/api-keys",
+        world.acme["developer"].token,
+        json={"name": "k", "scopes": ["inference"], "expires_at": past},
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "expires_at"
+
+
+def test_scopes_cannot_exceed_the_role(world: World) -> None:
+    api = world.api
+    response = api.post(
+        "/api/v1/api-keys", world.acme["viewer"].token, json={"name": "k", "scopes": ["models:write"]}
+    )
+    assert response.status_code == 403
+    unknown = api.post(
+        "/api/v1/api-keys", world.acme["owner"].token, json={"name": "k", "scopes": ["root"]}
+    )
+    assert unknown.status_code == 422
+
+
+def test_key_scopes_limit_what_it_can_do(world: World) -> None:
+    api = world.api
+    key = api.new_key(world.acme["owner"].token, ["models:read"])["key"]
+    assert api.get("/api/v1/users", key).status_code == 403  # owners can; this key cannot
+    assert api.post("/api/v1/api-keys", key, json={"name": "x", "scopes": ["inference"]}).status_code == 403
+
+
+def test_a_key_cannot_mint_a_wider_key(world: World) -> None:
+    api = world.api
+    key = api.new_key(world.acme["owner"].token, ["keys:write", "inference"])["key"]
+    wider = api.post("/api/v1/api-keys", key, json={"name": "x", "scopes": ["models:write"]})
+    assert wider.status_code == 403
+    narrower = api.post("/api/v1/api-keys", key, json={"name": "x", "scopes": ["inference"]})
+    assert narrower.status_code == 201
+
+
+def test_demoting_the_creator_narrows_the_key(world: World) -> None:
+    api = world.api
+    dev = world.acme["developer"]
+    key = api.new_key(dev.token, ["models:write", "inference"])["key"]
+    assert api.get(ME, key).json()["scopes"] == ["inference", "models:write"]
+    api.patch(f"/api/v1/users/{dev.id}", world.acme["owner"].token, json={"role": "viewer"})
+    assert api.get(ME, key).json()["scopes"] == ["inference"]
+
+
+def test_deleting_the_creator_revokes_the_key(world: World) -> None:
+    api = world.api
+    dev = world.acme["developer"]
+    key = api.new_key(dev.token, ["inference"])["key"]
+    assert api.get(ME, key).status_code == 200
+    assert api.delete(f"/api/v1/users/{dev.id}", world.acme["owner"].token).status_code == 204
+    assert api.get(ME, key).status_code == 401
+
+
+def test_key_of_a_suspended_tenant_is_refused(world: World) -> None:
+    api = world.api
+    key = api.new_key(world.acme["developer"].token, ["inference"])["key"]
+    assert api.get(ME, key).status_code == 200
+    api.patch(f"/api/v1/tenants/{world.acme.id}", world.admin_token, json={"status": "suspended"})
+    refused = api.get(ME, key)
+    assert refused.status_code == 403 and refused.json()["code"] == "tenant_suspended"
+    assert api.get(ME, world.acme["owner"].token).json()["code"] == "tenant_suspended"
+    api.patch(f"/api/v1/tenants/{world.acme.id}", world.admin_token, json={"status": "active"})
+    assert api.get(ME, key).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["atr_short_x", "atr_abcdefgh_" + "A" * 43, "atr_ABCDEFGH_" + "A" * 43, "atr_" + "x" * 60],
+)
+def test_unknown_or_malformed_keys(api: Api, bad: str) -> None:
+    assert api.get(ME, bad).status_code == 401
+
+
+def test_last_used_is_recorded_in_batches(world: World) -> None:
+    api = world.api
+    token = world.acme["developer"].token
+    created = api.new_key(token, ["inference"])
+    assert created["last_used_at"] is None
+    for _ in range(3):
+        api.get(ME, created["key"])
+    deadline = time.monotonic() + 5
+    used = None
+    while time.monotonic() < deadline and used is None:
+        time.sleep(0.1)
+        used = api.get("/api/v1/api-keys", token).json()["items"][0]["last_used_at"]
+    assert used is not None
+
+
+def test_members_see_their_own_keys_admins_see_all(world: World) -> None:
+    api = world.api
+    dev_key = api.new_key(world.acme["developer"].token, ["inference"])
+    viewer_key = api.new_key(world.acme["viewer"].token, ["inference"])
+    dev_sees = {k["id"] for k in api.get("/api/v1/api-keys", world.acme["developer"].token).json()["items"]}
+    admin_sees = {k["id"] for k in api.get("/api/v1/api-keys", world.acme["admin"].token).json()["items"]}
+    assert dev_sees == {dev_key["id"]}
+    assert admin_sees == {dev_key["id"], viewer_key["id"]}
+    # a developer cannot revoke a colleague's key
+    other = api.delete(f"/api/v1/api-keys/{viewer_key['id']}", world.acme["developer"].token)
+    assert other.status_code == 404
+    assert api.get(ME, viewer_key["key"]).status_code == 200
+
+
+def test_platform_admins_hold_no_keys(world: World) -> None:
+    response = world.api.post(
+        "/api/v1/api-keys", world.admin_token, json={"name": "k", "scopes": ["inference"]}
+    )
+    assert response.status_code == 403
