@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from control_plane import health
 from control_plane.api_key.endpoints import router as api_key_router
@@ -19,6 +19,16 @@ from control_plane.observability import Metrics, ObservabilityMiddleware
 from control_plane.services import Services
 from control_plane.tenant.endpoints import router as tenant_router
 from control_plane.user.endpoints import router as user_router
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    wellknown,
+    auth_router,
+    tenant_router,
+    user_router,
+    api_key_router,
+    audit_router,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

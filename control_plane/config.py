@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis for throttling, caches and invalidation; optional."
     )
+    redis_namespace: str = Field(
+        "atrium", pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="Prefix of every Redis key."
+    )
     api_host: str = Field("127.0.0.1", description="Control plane bind address.")
     api_port: int = Field(8080, ge=0, le=65535, description="Control plane port.")
     serve_port: int = Field(8000, ge=0, le=65535, description="Ray Serve HTTP port.")

@@ -50,8 +50,11 @@ class Services:
         keyring = _keyring(settings)
         tokens = AccessTokens(settings, keyring)
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        counters: CounterStore = RedisCounters(redis) if redis else LocalCounters()
-        invalidation = Invalidation(redis)
+        namespace = settings.redis_namespace
+        counters: CounterStore = (
+            RedisCounters(redis, namespace=namespace) if redis else LocalCounters()
+        )
+        invalidation = Invalidation(redis, channel=f"{namespace}:invalidate")
         authenticator = Authenticator(db, tokens, ttl_s=settings.auth_cache_ttl_seconds)
         invalidation.subscribe(authenticator.invalidate)
         return cls(

@@ -21,6 +21,7 @@ from jwt.algorithms import OKPAlgorithm
 from control_plane.kit.ids import new_id
 
 _RELOAD_EVERY_S = 2.0
+_KEY_ERROR = "ATRIUM_JWT_PRIVATE_KEY must be an unencrypted Ed25519 private key in PEM"
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,9 @@ class KeyRing:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         now = time.time()
         entries = [e for e in self._read_manifest() if not _expired(e, now)]
-        for entry in entries:
-            entry["retired_at"] = entry.get("retired_at") or now + retire_after_s
+        for entry in entries:  # a rotation may shorten a key's grace, never extend it
+            retire = now + retire_after_s
+            entry["retired_at"] = min(entry.get("retired_at") or retire, retire)
         key = SigningKey(new_id("key"), Ed25519PrivateKey.generate(), now, None)
         _write_private(self.directory / f"{key.kid}.pem", key.private)
         entries.append({"kid": key.kid, "created_at": now, "retired_at": None})
@@ -75,9 +77,10 @@ class KeyRing:
         self.reload(force=True)
         return key
 
-    def reload(self, *, force: bool = False) -> None:
+    def reload(self, *, force: bool = False, throttle: bool = True) -> None:
+        """Reread the keys if the manifest changed (at most every few seconds if throttled)."""
         now = time.monotonic()
-        if not force and now - self._checked < _RELOAD_EVERY_S:
+        if not force and throttle and now - self._checked < _RELOAD_EVERY_S:
             return
         self._checked = now
         if self._configured is not None:
@@ -102,8 +105,8 @@ class KeyRing:
 
     def verification_key(self, kid: str) -> Ed25519PublicKey | None:
         key = self._keys.get(kid)
-        if key is None:
-            self.reload()
+        if key is None:  # perhaps rotated by another process: one stat() tells
+            self.reload(throttle=False)
             key = self._keys.get(kid)
         if key is None or _expired({"retired_at": key.retired_at}, time.time()):
             return None
@@ -126,9 +129,12 @@ def _expired(entry: dict[str, Any], now: float) -> bool:
 
 
 def _from_pem(pem: str, entry: dict[str, Any] | None = None) -> SigningKey:
-    private = serialization.load_pem_private_key(pem.encode(), password=None)
+    try:
+        private = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{_KEY_ERROR}: {exc}") from None
     if not isinstance(private, Ed25519PrivateKey):
-        raise ValueError("ATRIUM_JWT_PRIVATE_KEY must be an Ed25519 private key (PEM)")
+        raise ValueError(_KEY_ERROR)
     if entry is None:
         raw = private.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw

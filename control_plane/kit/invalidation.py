@@ -14,13 +14,13 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-CHANNEL = "atrium:invalidate"
 log = logging.getLogger(__name__)
 
 
 class Invalidation:
-    def __init__(self, redis: Redis | None = None) -> None:
+    def __init__(self, redis: Redis | None = None, *, channel: str = "atrium:invalidate") -> None:
         self._redis = redis
+        self._channel = channel
         self._listeners: list[Callable[[str], None]] = []
         self._origin = uuid.uuid4().hex
 
@@ -30,7 +30,7 @@ class Invalidation:
     async def publish(self, topic: str) -> None:
         self._notify(topic)
         if self._redis is not None:
-            await self._redis.publish(CHANNEL, f"{self._origin}:{topic}")
+            await self._redis.publish(self._channel, f"{self._origin}:{topic}")
 
     def _notify(self, topic: str) -> None:
         for listener in self._listeners:
@@ -52,7 +52,7 @@ class Invalidation:
 
     async def _listen_once(self, redis: Redis) -> None:
         pubsub = redis.pubsub()
-        await pubsub.subscribe(CHANNEL)
+        await pubsub.subscribe(self._channel)
         try:
             async for message in pubsub.listen():
                 if message.get("type") != "message":

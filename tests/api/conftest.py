@@ -23,7 +23,9 @@ _databases: dict[str, TestDatabase] = {}
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> TestDatabase:
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> TestDatabase:
     """Every API test runs once on SQLite and once on the real Postgres."""
     kind: str = request.param
     if kind not in _databases:
@@ -53,9 +55,7 @@ def _close_databases() -> Iterator[None]:
 
 
 @pytest.fixture
-def make_client(
-    database: TestDatabase, tmp_path: Path
-) -> Iterator[Callable[..., Api]]:
+def make_client(database: TestDatabase, tmp_path: Path) -> Iterator[Callable[..., Api]]:
     """Start the app (lifespan included) on this test's fresh database."""
     url = database.url_for(tmp_path)
     clients: list[TestClient] = []

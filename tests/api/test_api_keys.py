@@ -61,7 +61,9 @@ def test_expiry_in_the_past_is_refused(world: World) -> None:
 def test_scopes_cannot_exceed_the_role(world: World) -> None:
     api = world.api
     response = api.post(
-        "/api/v1/api-keys", world.acme["viewer"].token, json={"name": "k", "scopes": ["models:write"]}
+        "/api/v1/api-keys",
+        world.acme["viewer"].token,
+        json={"name": "k", "scopes": ["models:write"]},
     )
     assert response.status_code == 403
     unknown = api.post(
@@ -74,7 +76,10 @@ def test_key_scopes_limit_what_it_can_do(world: World) -> None:
     api = world.api
     key = api.new_key(world.acme["owner"].token, ["models:read"])["key"]
     assert api.get("/api/v1/users", key).status_code == 403  # owners can; this key cannot
-    assert api.post("/api/v1/api-keys", key, json={"name": "x", "scopes": ["inference"]}).status_code == 403
+    assert (
+        api.post("/api/v1/api-keys", key, json={"name": "x", "scopes": ["inference"]}).status_code
+        == 403
+    )
 
 
 def test_a_key_cannot_mint_a_wider_key(world: World) -> None:
@@ -110,7 +115,8 @@ def test_key_of_a_suspended_tenant_is_refused(world: World) -> None:
     assert api.get(ME, key).status_code == 200
     api.patch(f"/api/v1/tenants/{world.acme.id}", world.admin_token, json={"status": "suspended"})
     refused = api.get(ME, key)
-    assert refused.status_code == 403 and refused.json()["code"] == "tenant_suspended"
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "tenant_suspended"
     assert api.get(ME, world.acme["owner"].token).json()["code"] == "tenant_suspended"
     api.patch(f"/api/v1/tenants/{world.acme.id}", world.admin_token, json={"status": "active"})
     assert api.get(ME, key).status_code == 200
@@ -143,8 +149,12 @@ def test_members_see_their_own_keys_admins_see_all(world: World) -> None:
     api = world.api
     dev_key = api.new_key(world.acme["developer"].token, ["inference"])
     viewer_key = api.new_key(world.acme["viewer"].token, ["inference"])
-    dev_sees = {k["id"] for k in api.get("/api/v1/api-keys", world.acme["developer"].token).json()["items"]}
-    admin_sees = {k["id"] for k in api.get("/api/v1/api-keys", world.acme["admin"].token).json()["items"]}
+    dev_sees = {
+        k["id"] for k in api.get("/api/v1/api-keys", world.acme["developer"].token).json()["items"]
+    }
+    admin_sees = {
+        k["id"] for k in api.get("/api/v1/api-keys", world.acme["admin"].token).json()["items"]
+    }
     assert dev_sees == {dev_key["id"]}
     assert admin_sees == {dev_key["id"], viewer_key["id"]}
     # a developer cannot revoke a colleague's key

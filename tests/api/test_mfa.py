@@ -33,14 +33,17 @@ def test_login_with_mfa_needs_a_fresh_code(world: World) -> None:
     assert api.get("/api/v1/auth/me", dev.token).json()["mfa_enabled"] is True
 
     missing = api.login(dev.email)
-    assert missing.status_code == 401 and missing.json()["code"] == "mfa_required"
+    assert missing.status_code == 401
+    assert missing.json()["code"] == "mfa_required"
     wrong = api.login(dev.email, totp_code="000000" if _code(secret) != "000000" else "111111")
-    assert wrong.status_code == 401 and wrong.json()["code"] == "invalid_totp"
+    assert wrong.status_code == 401
+    assert wrong.json()["code"] == "invalid_totp"
 
     code = _code(secret)
     assert api.login(dev.email, totp_code=code).status_code == 200
     replay = api.login(dev.email, totp_code=code)
-    assert replay.status_code == 401 and replay.json()["code"] == "invalid_totp"
+    assert replay.status_code == 401
+    assert replay.json()["code"] == "invalid_totp"
 
 
 def test_codes_within_one_step_are_accepted_but_older_ones_are_not(world: World) -> None:
@@ -59,7 +62,8 @@ def test_enable_refuses_a_wrong_code_and_keeps_mfa_off(world: World) -> None:
     secret = api.post("/api/v1/auth/mfa/setup", token).json()["secret"]
     bad = "123456" if _code(secret) != "123456" else "654321"
     response = api.post("/api/v1/auth/mfa/enable", token, json={"code": bad})
-    assert response.status_code == 401 and response.json()["code"] == "invalid_totp"
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_totp"
     assert api.get("/api/v1/auth/me", token).json()["mfa_enabled"] is False
     assert api.post("/api/v1/auth/mfa/enable", token, json={"code": "12ab"}).status_code == 422
 
@@ -86,8 +90,13 @@ def test_disable_needs_a_code_then_login_needs_none(world: World) -> None:
     api = world.api
     dev = world.acme["developer"]
     secret = _enable(api, dev.token)
-    assert api.post("/api/v1/auth/mfa/disable", dev.token, json={"code": "000001"}).status_code == 401
-    assert api.post("/api/v1/auth/mfa/disable", dev.token, json={"code": _code(secret)}).status_code == 204
+    assert (
+        api.post("/api/v1/auth/mfa/disable", dev.token, json={"code": "000001"}).status_code == 401
+    )
+    assert (
+        api.post("/api/v1/auth/mfa/disable", dev.token, json={"code": _code(secret)}).status_code
+        == 204
+    )
     assert api.login(dev.email).status_code == 200
 
 

@@ -45,7 +45,9 @@ def _claims(api: Api, world: World, **changes: Any) -> dict[str, Any]:
 
 def _forge(api: Api, world: World, **changes: Any) -> str:
     kid, private = _signing(api)
-    return jwt.encode(_claims(api, world, **changes), private, algorithm="EdDSA", headers={"kid": kid})
+    return jwt.encode(
+        _claims(api, world, **changes), private, algorithm="EdDSA", headers={"kid": kid}
+    )
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -134,11 +136,15 @@ def test_jwks_publishes_the_signing_key(api: Api) -> None:
     kid = jwt.get_unverified_header(token)["kid"]
     keys = api.get("/.well-known/jwks.json").json()["keys"]
     match = [k for k in keys if k["kid"] == kid]
-    assert match and match[0]["kty"] == "OKP" and match[0]["crv"] == "Ed25519"
+    assert match
+    assert match[0]["kty"] == "OKP"
+    assert match[0]["crv"] == "Ed25519"
     assert "d" not in match[0]  # never the private part
     public = jwt.PyJWK(match[0]).key
     claims = jwt.decode(token, public, algorithms=["EdDSA"], audience="atrium-api")
-    assert claims["sub"] and claims["jti"] and claims["exp"] - claims["iat"] == 900
+    assert claims["sub"]
+    assert claims["jti"]
+    assert claims["exp"] - claims["iat"] == 900
 
 
 def test_rotation_signs_with_the_new_key_and_old_tokens_still_verify(api: Api) -> None:
@@ -178,7 +184,8 @@ def test_refresh_rotates_and_reuse_revokes_the_family(world: World) -> None:
     events = api.get(
         "/api/v1/audit-events", world.acme["owner"].token, params={"action": "auth.refresh_reuse"}
     ).json()["items"]
-    assert len(events) == 1 and events[0]["outcome"] == "failure"
+    assert len(events) == 1
+    assert events[0]["outcome"] == "failure"
 
 
 def test_logout_revokes_the_family(world: World) -> None:

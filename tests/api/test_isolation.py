@@ -1,0 +1,82 @@
+"""Walk every route of the OpenAPI document as another tenant, against acme's objects."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from control_plane.models import Base
+from tests.api.world import Api, World
+
+# Routes only platform admins may call answer 403 to anyone else, whatever the object, so
+# they confirm nothing; every other route answers 404 as if the object did not exist.
+ADMIN_ONLY = {("PATCH", "/api/v1/tenants/{tenant_id}"), ("DELETE", "/api/v1/tenants/{tenant_id}")}
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PATCH", "/api/v1/tenants/{tenant_id}"): {"name": "Pwned", "status": "suspended"},
+    ("PATCH", "/api/v1/users/{user_id}"): {"email": "pwned@globex.example.com", "role": "viewer"},
+}
+
+
+def _targets(world: World) -> dict[str, str]:
+    acme_key = world.api.new_key(world.acme["owner"].token, ["inference"])
+    return {
+        "tenant_id": world.acme.id,
+        "user_id": world.acme["developer"].id,
+        "key_id": acme_key["id"],
+    }
+
+
+def _routes(api: Api) -> list[tuple[str, str]]:
+    paths = api.client.get("/openapi.json").json()["paths"]
+    return [(method.upper(), path) for path, ops in paths.items() if "{" in path for method in ops]
+
+
+def _snapshot(api: Api) -> dict[str, list[tuple[Any, ...]]]:
+    async def dump() -> dict[str, list[tuple[Any, ...]]]:
+        tables: dict[str, list[tuple[Any, ...]]] = {}
+        async with api.services.db.engine.connect() as conn:
+            for table in Base.metadata.sorted_tables:
+                columns = [c.name for c in table.columns if c.name != "last_used_at"]
+                rows = await conn.execute(
+                    text(f"SELECT {', '.join(columns)} FROM {table.name} ORDER BY id")  # noqa: S608
+                )
+                tables[table.name] = [tuple(r) for r in rows]
+        return tables
+
+    assert api.client.portal is not None
+    result: dict[str, list[tuple[Any, ...]]] = api.client.portal.call(dump)
+    return result
+
+
+@pytest.mark.parametrize("credential", ["owner-token", "owner-key"])
+def test_another_tenant_sees_nothing_and_changes_nothing(world: World, credential: str) -> None:
+    api = world.api
+    targets = _targets(world)
+    caller = world.globex["owner"].token
+    if credential == "owner-key":
+        scopes = ["inference", "models:read", "models:write", "keys:write", "usage:read"]
+        caller = api.new_key(caller, scopes)["key"]
+    routes = _routes(api)
+    assert routes, "the OpenAPI document lists no routes with ids"
+    before = _snapshot(api)
+    for method, template in routes:
+        names = re.findall(r"{(\w+)}", template)
+        missing = [n for n in names if n not in targets]
+        assert not missing, f"{method} {template}: add a target object for {missing}"
+        body = BODIES.get((method, template))
+        response = api.call(method, template.format(**targets), caller, json=body)
+        # exactly as if the object did not exist
+        ghost = api.call(
+            method, template.format(**dict.fromkeys(names, "x_nothing")), caller, json=body
+        )
+        label = f"{method} {template}: {response.status_code}"
+        assert response.status_code == ghost.status_code, label
+        assert response.json()["code"] == ghost.json()["code"], label
+        if credential == "owner-token":
+            assert response.status_code == (403 if (method, template) in ADMIN_ONLY else 404), label
+        assert response.status_code in (403, 404), label
+        assert response.headers["content-type"] == "application/problem+json"
+    assert _snapshot(api) == before
