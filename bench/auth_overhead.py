@@ -99,7 +99,7 @@ def main() -> None:
                 ),
             }
             rates: dict[str, list[float]] = {name: [] for name in targets}
-            for name, (path, headers) in targets.items():  # warm caches and connections
+            for path, headers in targets.values():  # warm caches and connections
                 load("127.0.0.1", port, path, headers=headers, seconds=1.0, concurrency=CONCURRENCY)
             for _ in range(ROUNDS):
                 for name, (path, headers) in targets.items():

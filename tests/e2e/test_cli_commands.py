@@ -41,7 +41,7 @@ def test_db_upgrade_admin_create_and_key_rotation(tmp_path: Path) -> None:
     rotated = _run(home, "keys", "rotate")
     assert rotated.returncode == 0 and "verify for" in rotated.stderr
     manifest = json.loads((home / "keys" / "keys.json").read_text())
-    assert [e["kid"] for e in manifest][0] == before[0]["kid"]
+    assert manifest[0]["kid"] == before[0]["kid"]
     assert [e["retired_at"] is None for e in manifest] == [False, True]
 
 
