@@ -39,7 +39,6 @@ def Authorize(action: Action) -> Any:
         principal = await services.authenticator.authenticate(request.headers.get("authorization"))
         if not principal.can(action):
             raise Forbidden(f"this action needs the '{action}' permission")
-        request.state.principal = principal
         return principal
 
     authorized.required_action = action  # type: ignore[attr-defined]
