@@ -31,7 +31,15 @@ class LoginThrottle:
     async def check(self, email: str, address: str | None) -> None:
         wait = await self.blocked_for(email, address)
         if wait:
-            raise RateLimited("too many failed logins; try again later", retry_after=wait)
+            raise RateLimited(
+                "too many failed logins; try again later",
+                retry_after=wait,
+                headers={
+                    "RateLimit-Limit": str(self._limits["acct"]),
+                    "RateLimit-Remaining": "0",
+                    "RateLimit-Reset": str(wait),
+                },
+            )
 
     async def failed(self, email: str, address: str | None) -> None:
         for key in self._keys(email, address).values():

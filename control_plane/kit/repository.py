@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Final, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -63,6 +63,10 @@ class TenantRepository(Generic[M]):
 
     async def all(self, *where: ColumnElement[bool]) -> Sequence[M]:
         return await self._scalars(self.select(*where).order_by(self.model.id))
+
+    async def count(self, *where: ColumnElement[bool]) -> int:
+        stmt = select(func.count()).select_from(self.select(*where).subquery())
+        return int(await self.session.scalar(stmt) or 0)
 
     async def page(
         self, params: PageParams, *where: ColumnElement[bool], newest_first: bool = False

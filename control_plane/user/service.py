@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.api_key.repository import ApiKeyRepository
@@ -151,10 +150,13 @@ async def _change_role(
 
 async def _ensure_not_last_owner(session: AsyncSession, user: User) -> None:
     assert user.tenant_id is not None
-    repo = UserRepository(session, user.tenant_id)
-    stmt = select(func.count()).select_from(repo.select(User.role == Role.OWNER.value).subquery())
-    if (await session.scalar(stmt) or 0) <= 1:
+    if await UserRepository(session, user.tenant_id).count(User.role == Role.OWNER.value) <= 1:
         raise Conflict("a tenant must keep at least one owner")
+
+
+async def _ensure_not_last_platform_admin(session: AsyncSession) -> None:
+    if await UserRepository(session, PLATFORM).count(User.role == Role.PLATFORM_ADMIN.value) <= 1:
+        raise Conflict("the platform must keep at least one platform admin")
 
 
 async def _change_password(
@@ -173,6 +175,8 @@ async def delete(
         if not principal.can(Action.USERS_MANAGE_OWNERS):
             raise Forbidden("only owners may remove an owner")
         await _ensure_not_last_owner(session, user)
+    if user.role == Role.PLATFORM_ADMIN:
+        await _ensure_not_last_platform_admin(session)
     if user.tenant_id is not None:
         await ApiKeyRepository(session, user.tenant_id).revoke_all_of_user(user.id, utcnow())
     await UserRepository(session, PLATFORM).delete(user)

@@ -1,4 +1,7 @@
+from pathlib import Path
+
 from tests.api.world import Api, World
+from tests.support import make_settings
 
 
 def test_healthz_and_readyz_answer(api: Api) -> None:
@@ -58,3 +61,20 @@ def test_malformed_json_is_a_422_not_a_500(world: World) -> None:
     )
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"
+
+
+def test_readyz_is_503_when_the_database_is_missing_or_unmigrated(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from control_plane.app import create_app
+
+    for url in (
+        f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/atrium.db",  # unreachable
+        f"sqlite+aiosqlite:///{tmp_path}/empty.db",  # reachable, never migrated
+    ):
+        settings = make_settings(tmp_path / "home", url, bootstrap_admin_email=None)
+        with TestClient(create_app(settings)) as client:
+            response = client.get("/readyz")
+            assert response.status_code == 503
+            assert response.json()["code"] == "not_ready"
+            assert client.get("/healthz").status_code == 200

@@ -46,6 +46,8 @@ def test_failed_logins_are_throttled_per_account(world: World) -> None:
     assert blocked.status_code == 429
     assert blocked.json()["code"] == "rate_limited"
     assert 0 < int(blocked.headers["retry-after"]) <= 900
+    assert blocked.headers["ratelimit-remaining"] == "0"
+    assert blocked.headers["ratelimit-limit"] == "5"
     # another account from the same address is not locked out by this one
     assert api.login(world.acme["viewer"].email).status_code == 200
 

@@ -136,3 +136,13 @@ def test_platform_admin_creates_users_anywhere(world: World) -> None:
     assert made["tenant_id"] == world.globex.id
     everyone = api.get("/api/v1/users", world.admin_token, params={"limit": 200}).json()["items"]
     assert len(everyone) == 1 + 4 + 1 + 1
+
+
+def test_the_last_platform_admin_stays(world: World) -> None:
+    api = world.api
+    me = api.get("/api/v1/auth/me", world.admin_token).json()
+    assert api.delete(f"/api/v1/users/{me['id']}", world.admin_token).status_code == 409
+    body = {"email": "second@platform.example.com", "password": PASSWORD, "role": "platform_admin"}
+    second = api.created("/api/v1/users", world.admin_token, body)
+    assert second["tenant_id"] is None
+    assert api.delete(f"/api/v1/users/{second['id']}", world.admin_token).status_code == 204
