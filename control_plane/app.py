@@ -59,14 +59,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
-    for router in (
-        health.router,
-        wellknown,
-        auth_router,
-        tenant_router,
-        user_router,
-        api_key_router,
-        audit_router,
-    ):
+    for router in ROUTERS:
         app.include_router(router)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.models import RefreshToken
@@ -32,17 +32,15 @@ class RefreshTokenRepository:
         return int(getattr(result, "rowcount", 0)) == 1
 
     async def revoke_family(self, family_id: str, when: datetime) -> None:
-        stmt = (
-            update(RefreshToken)
-            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=when)
-        )
-        await self.session.execute(stmt)
+        await self._revoke(RefreshToken.family_id == family_id, when)
 
     async def revoke_all_of_user(self, user_id: str, when: datetime) -> None:
+        await self._revoke(RefreshToken.user_id == user_id, when)
+
+    async def _revoke(self, where: ColumnElement[bool], when: datetime) -> None:
         stmt = (
             update(RefreshToken)
-            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+            .where(where, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=when)
         )
         await self.session.execute(stmt)
