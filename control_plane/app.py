@@ -12,13 +12,19 @@ from control_plane.api_key.endpoints import router as api_key_router
 from control_plane.audit.endpoints import router as audit_router
 from control_plane.auth.endpoints import router as auth_router
 from control_plane.auth.endpoints import wellknown
+from control_plane.billing.endpoints import router as billing_router
 from control_plane.bootstrap import ensure_platform_admin
 from control_plane.config import Settings
+from control_plane.event.endpoints import router as event_router
 from control_plane.kit import problems
 from control_plane.observability import Metrics, ObservabilityMiddleware
+from control_plane.plan.endpoints import router as plan_router
+from control_plane.quota.endpoints import router as quota_router
 from control_plane.services import Services
 from control_plane.tenant.endpoints import router as tenant_router
+from control_plane.usage.endpoints import router as usage_router
 from control_plane.user.endpoints import router as user_router
+from control_plane.webhook.endpoints import router as webhook_router
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -28,6 +34,12 @@ ROUTERS: tuple[APIRouter, ...] = (
     user_router,
     api_key_router,
     audit_router,
+    plan_router,
+    quota_router,
+    usage_router,
+    event_router,
+    webhook_router,
+    billing_router,
 )
 
 

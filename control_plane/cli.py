@@ -15,18 +15,28 @@ app = typer.Typer(help="Atrium: a multi-tenant ML platform on Ray.", no_args_is_
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 admin_app = typer.Typer(help="Platform administrators.", no_args_is_help=True)
 keys_app = typer.Typer(help="Access-token signing keys.", no_args_is_help=True)
+billing_app = typer.Typer(help="Invoices.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
+app.add_typer(billing_app, name="billing")
 console = Console(stderr=True)
 
 
 def _settings() -> Settings:
+    """Settings and the plan catalogue, or exit 2 with a message naming what is wrong."""
+    from control_plane.plan.catalog import CatalogError, load_catalog
+
     try:
-        return Settings()
+        settings = Settings()
+        load_catalog(settings.plans_file)
+    except CatalogError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     except ValueError as exc:
         console.print(f"[red]invalid settings:[/red] {exc}")
         raise typer.Exit(2) from None
+    return settings
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> None:
@@ -114,3 +124,35 @@ def keys_rotate() -> None:
     grace = settings.access_token_ttl_seconds + settings.jwt_leeway_seconds
     key = ring.rotate(retire_after_s=grace)
     console.print(f"new signing key {key.kid}; previous keys verify for {grace}s more")
+
+
+@billing_app.command("close-period")
+def billing_close_period(
+    period: str | None = typer.Option(None, help="YYYY-MM; default: the month that just ended."),
+) -> None:
+    """Issue the invoices of a finished month (safe to run again: issues each once)."""
+    from datetime import timedelta
+
+    from control_plane.billing.service import PeriodOpen, close_period
+    from control_plane.db import Database
+    from control_plane.kit.clock import utcnow
+    from control_plane.plan.catalog import load_catalog
+    from control_plane.quota.periods import month_label, month_start
+
+    settings = _settings()
+    upgrade(settings.resolved_database_url)
+    label = period or month_label(month_start(utcnow()) - timedelta(days=1))
+
+    async def run() -> int:
+        db = Database(settings.resolved_database_url)
+        try:
+            return len(await close_period(db, load_catalog(settings.plans_file), label))
+        finally:
+            await db.dispose()
+
+    try:
+        issued = asyncio.run(run())
+    except (PeriodOpen, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"{label}: issued {issued} invoice(s)")

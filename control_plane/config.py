@@ -74,6 +74,32 @@ class Settings(BaseSettings):
     key_usage_flush_seconds: float = Field(5.0, gt=0, description="last_used_at batch period.")
     log_level: str = Field("INFO", description="Root log level.")
 
+    plans_file: Path = Field(
+        Path(__file__).resolve().parent.parent / "configs" / "plans.yaml",
+        description="The plan catalogue (YAML), validated at start-up.",
+    )
+    usage_flush_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="Usage is buffered and written this often; a crash loses at most this.",
+    )
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts webhooks may target even when they resolve to private addresses.",
+    )
+    webhook_timeout_seconds: float = Field(5.0, gt=0, description="Per delivery attempt.")
+    webhook_max_attempts: int = Field(8, ge=1, description="Attempts before a delivery fails.")
+    webhook_retry_base_seconds: float = Field(
+        5.0, gt=0, description="First retry delay; doubles each attempt (capped at 1 h)."
+    )
+    webhook_disable_after_failures: int = Field(
+        20, ge=1, description="Consecutive failed attempts that disable a webhook."
+    )
+    dispatcher_poll_seconds: float = Field(0.5, gt=0, description="Outbox polling period.")
+    billing_check_seconds: float = Field(
+        3600.0, gt=0, description="How often the scheduler closes finished billing periods."
+    )
+
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if self.environment != "production":

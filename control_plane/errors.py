@@ -89,5 +89,13 @@ class RateLimited(AtriumError):
         self.headers["Retry-After"] = str(max(1, retry_after))
 
 
+class QuotaExceeded(AtriumError):
+    status, code, title = 429, "quota_exceeded", "Quota exceeded"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers["Retry-After"] = str(max(1, retry_after))
+
+
 class ClusterUnavailable(AtriumError):
     status, code, title = 503, "cluster_unavailable", "Cluster unavailable"

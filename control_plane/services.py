@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -18,11 +20,19 @@ from control_plane.auth.passwords import Passwords
 from control_plane.auth.throttle import LoginThrottle
 from control_plane.auth.tokens import AccessTokens
 from control_plane.auth.totp import SecretBox
+from control_plane.billing.service import close_period
 from control_plane.config import Settings
 from control_plane.db import Database, after_commit
+from control_plane.kit.clock import utcnow
 from control_plane.kit.counters import CounterStore, LocalCounters, RedisCounters
 from control_plane.kit.invalidation import Invalidation
 from control_plane.observability import Metrics
+from control_plane.plan.catalog import Catalog, load_catalog
+from control_plane.quota.backend import LocalQuotaBackend, QuotaBackend, RedisQuotaBackend
+from control_plane.quota.periods import month_label, month_start
+from control_plane.quota.service import Quotas
+from control_plane.usage.recorder import UsageRecorder
+from control_plane.webhook.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +50,10 @@ class Services:
     invalidation: Invalidation
     authenticator: Authenticator
     metrics: Metrics
+    catalog: Catalog
+    usage: UsageRecorder
+    quotas: Quotas
+    dispatcher: Dispatcher
     redis: Redis | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -57,25 +71,51 @@ class Services:
         invalidation = Invalidation(redis, channel=f"{namespace}:invalidate")
         authenticator = Authenticator(db, tokens, ttl_s=settings.auth_cache_ttl_seconds)
         invalidation.subscribe(authenticator.invalidate)
+        catalog = load_catalog(settings.plans_file)
+        usage = UsageRecorder(db)
+        backend: QuotaBackend = (
+            RedisQuotaBackend(redis, namespace=namespace) if redis else LocalQuotaBackend()
+        )
+        quotas = Quotas(
+            db=db,
+            backend=backend,
+            catalog=catalog,
+            recorder=usage,
+            cache_ttl_s=settings.auth_cache_ttl_seconds,
+        )
+        invalidation.subscribe(quotas.invalidate)
+        box = SecretBox(_secret_key(settings))
         return cls(
             settings=settings,
             db=db,
             keyring=keyring,
             tokens=tokens,
             passwords=Passwords(settings),
-            secrets=SecretBox(_secret_key(settings)),
+            secrets=box,
             counters=counters,
             throttle=LoginThrottle(settings, counters),
             invalidation=invalidation,
             authenticator=authenticator,
             metrics=metrics,
+            catalog=catalog,
+            usage=usage,
+            quotas=quotas,
+            dispatcher=Dispatcher(db=db, settings=settings, secrets=box, redis=redis),
             redis=redis,
         )
 
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self.invalidation.listen(), name="invalidation"),
-            asyncio.create_task(self._flush_key_usage_forever(), name="key-usage"),
+            asyncio.create_task(
+                _every(self.settings.key_usage_flush_seconds, self.authenticator.flush_key_usage),
+                name="key-usage",
+            ),
+            asyncio.create_task(
+                _every(self.settings.usage_flush_seconds, self.usage.flush), name="usage"
+            ),
+            asyncio.create_task(self.dispatcher.run_forever(), name="dispatcher"),
+            asyncio.create_task(self._close_periods_forever(), name="billing"),
         ]
 
     async def stop(self) -> None:
@@ -85,6 +125,8 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.authenticator.flush_key_usage()
+        await self.usage.flush()
+        await self.dispatcher.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.dispose()
@@ -93,10 +135,23 @@ class Services:
         """Cached users, keys and tenants are stale once this transaction commits."""
         after_commit(session, lambda: self.invalidation.publish("identity"))
 
-    async def _flush_key_usage_forever(self) -> None:
+    async def _close_periods_forever(self) -> None:
+        """Issue last month's invoices once it has ended (idempotent, any process)."""
         while True:
-            await asyncio.sleep(self.settings.key_usage_flush_seconds)
-            await self.authenticator.flush_key_usage()
+            try:
+                period = month_label(month_start(utcnow()) - timedelta(days=1))
+                issued = await close_period(self.db, self.catalog, period)
+                if issued:
+                    log.info("issued %d invoices for %s", len(issued), period)
+            except Exception:
+                log.exception("closing the billing period failed; will retry")
+            await asyncio.sleep(self.settings.billing_check_seconds)
+
+
+async def _every(period_s: float, work: Callable[[], Awaitable[object]]) -> None:
+    while True:
+        await asyncio.sleep(period_s)
+        await work()
 
 
 def _keyring(settings: Settings) -> KeyRing:

@@ -38,6 +38,10 @@ def make_settings(home: Path, database_url: str, **overrides: Any) -> Settings:
         "bootstrap_admin_email": ADMIN_EMAIL,
         "bootstrap_admin_password": PASSWORD,
         "key_usage_flush_seconds": 0.2,
+        "usage_flush_seconds": 0.2,
+        "dispatcher_poll_seconds": 0.05,
+        "webhook_retry_base_seconds": 0.1,
+        "webhook_allowed_hosts": ["127.0.0.1", "hooks.example.com"],
         "log_level": "WARNING",
     }
     values.update(overrides)

@@ -14,6 +14,9 @@ class ApiKeyCreate(InputSchema):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(min_length=1, max_length=len(SCOPE_ACTIONS), description=SCOPES_DOC)
     expires_at: AwareDatetime | None = Field(None, description="RFC 3339 with a zone; optional.")
+    rate_limit_rps: float | None = Field(
+        None, gt=0, le=100_000, description="A rate of this key's own, within the tenant's."
+    )
 
 
 class ApiKeyRead(ReadSchema):
@@ -26,6 +29,7 @@ class ApiKeyRead(ReadSchema):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    rate_limit_rps: float | None
 
 
 class ApiKeyCreated(ApiKeyRead):

@@ -15,6 +15,7 @@ from control_plane.auth.permissions import SCOPE_ACTIONS, Action
 from control_plane.auth.principal import Principal
 from control_plane.auth.tokens import hash_secret
 from control_plane.errors import Forbidden, NotFound, ValidationFailed
+from control_plane.event.service import emit
 from control_plane.kit.clock import utcnow
 from control_plane.kit.ids import new_id
 from control_plane.kit.pagination import PageParams
@@ -66,6 +67,12 @@ async def create(
         )
     )
     await session.flush()
+    emit(
+        session,
+        tenant_id=tenant_id,
+        type="api_key.created",
+        data={"api_key_id": row.id, "name": row.name, "scopes": scopes},
+    )
     record(
         session,
         actor=principal,
@@ -99,6 +106,7 @@ async def revoke(
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         services.identity_changed(session)
+        emit(session, tenant_id=row.tenant_id, type="api_key.revoked", data={"api_key_id": row.id})
         record(
             session,
             actor=principal,

@@ -131,7 +131,10 @@ class Authenticator:
             raise Unauthorized("API key revoked")
         user = await self._load_user(row.user_id)
         principal = user.principal.with_key(
-            api_key_id=row.id, scopes=list(row.scopes), expires_at=row.expires_at
+            api_key_id=row.id,
+            scopes=list(row.scopes),
+            expires_at=row.expires_at,
+            rate_limit_rps=row.rate_limit_rps,
         )
         return _Entry(principal, user.suspended, time.monotonic() + self._ttl)
 

@@ -28,6 +28,10 @@ class Action(StrEnum):
     PLUGINS_READ = "plugins:read"
     PLUGINS_WRITE = "plugins:write"
     USAGE_READ = "usage:read"
+    PLANS_READ = "plans:read"
+    EVENTS_READ = "events:read"
+    BILLING_READ = "billing:read"
+    WEBHOOKS_WRITE = "webhooks:write"
 
 
 class Role(StrEnum):
@@ -52,7 +56,7 @@ SCOPE_ACTIONS: dict[str, frozenset[Action]] = {
     "keys:write": frozenset({Action.KEYS_READ, Action.KEYS_WRITE}),
     "usage:read": frozenset({Action.USAGE_READ}),
 }
-KEY_BASE_ACTIONS = frozenset({Action.SELF_READ, Action.TENANT_READ})
+KEY_BASE_ACTIONS = frozenset({Action.SELF_READ, Action.TENANT_READ, Action.PLANS_READ})
 
 _VIEWER = frozenset(
     {
@@ -65,10 +69,18 @@ _VIEWER = frozenset(
         Action.USAGE_READ,
         Action.KEYS_READ,
         Action.KEYS_WRITE,
+        Action.PLANS_READ,
+        Action.EVENTS_READ,
     }
 )
 _DEVELOPER = _VIEWER | {Action.MODELS_WRITE, Action.JOBS_WRITE, Action.PLUGINS_WRITE}
-_ADMIN = _DEVELOPER | {Action.USERS_READ, Action.USERS_WRITE, Action.AUDIT_READ}
+_ADMIN = _DEVELOPER | {
+    Action.USERS_READ,
+    Action.USERS_WRITE,
+    Action.AUDIT_READ,
+    Action.BILLING_READ,
+    Action.WEBHOOKS_WRITE,
+}
 
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.VIEWER: _VIEWER,
@@ -84,6 +96,9 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.USERS_WRITE,
             Action.USERS_MANAGE_OWNERS,
             Action.AUDIT_READ,
+            Action.PLANS_READ,
+            Action.EVENTS_READ,
+            Action.BILLING_READ,
         }
     ),
 }

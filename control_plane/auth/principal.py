@@ -27,6 +27,7 @@ class Principal:
     scopes: tuple[str, ...] = ()
     key_expires_at: datetime | None = None
     session_id: str | None = None
+    key_rps: float | None = None
     actions: frozenset[Action] = field(default=frozenset())
 
     @classmethod
@@ -44,7 +45,12 @@ class Principal:
         )
 
     def with_key(
-        self, *, api_key_id: str, scopes: list[str], expires_at: datetime | None
+        self,
+        *,
+        api_key_id: str,
+        scopes: list[str],
+        expires_at: datetime | None,
+        rate_limit_rps: float | None = None,
     ) -> Principal:
         """The same user acting through a key: only the scopes its role still holds."""
         held = ROLE_ACTIONS[self.role]
@@ -58,6 +64,7 @@ class Principal:
             api_key_id=api_key_id,
             scopes=tuple(effective),
             key_expires_at=expires_at,
+            key_rps=rate_limit_rps,
             actions=actions_of_scopes(effective) & held,
         )
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
 from control_plane.errors import Forbidden
+from control_plane.plan.catalog import Limit
 from control_plane.services import Services
 
 
@@ -34,9 +35,17 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 def Authorize(action: Action) -> Any:
     """The caller, who must hold ``action``; the route's declared permission."""
 
-    async def authorized(request: Request) -> Principal:
+    async def authorized(request: Request, response: Response) -> Principal:
         services = get_services(request)
         principal = await services.authenticator.authenticate(request.headers.get("authorization"))
+        if principal.tenant_id is not None:  # each tenant's API calls share its API rate
+            headers = await services.quotas.rate(
+                principal.tenant_id,
+                Limit.API_RPS,
+                key_id=principal.api_key_id,
+                key_rps=principal.key_rps,
+            )
+            response.headers.update(headers)
         if not principal.can(action):
             raise Forbidden(f"this action needs the '{action}' permission")
         return principal

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Final, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -61,8 +63,8 @@ class TenantRepository(Generic[M]):
     async def get(self, object_id: str) -> M | None:
         return await self.first(self.model.id == object_id)
 
-    async def all(self, *where: ColumnElement[bool]) -> Sequence[M]:
-        return await self._scalars(self.select(*where).order_by(self.model.id))
+    async def all(self, *where: ColumnElement[bool], limit: int | None = None) -> Sequence[M]:
+        return await self._scalars(self.select(*where).order_by(self.model.id).limit(limit))
 
     async def count(self, *where: ColumnElement[bool]) -> int:
         stmt = select(func.count()).select_from(self.select(*where).subquery())
@@ -91,6 +93,17 @@ class TenantRepository(Generic[M]):
 
     async def delete(self, obj: M) -> None:
         await self.session.delete(obj)
+
+    async def insert_new(self, rows: list[dict[str, Any]], *, unique: list[str]) -> None:
+        """Insert rows, silently skipping those that collide on the ``unique`` columns."""
+        if not isinstance(self.scope, _Platform):
+            assert all(row[self.tenant_field] == self.scope for row in rows)
+        bind = self.session.bind
+        builder = (
+            pg_insert if bind is not None and bind.dialect.name == "postgresql" else sqlite_insert
+        )
+        stmt = builder(self.model).values(rows).on_conflict_do_nothing(index_elements=unique)
+        await self.session.execute(stmt)
 
     async def update_where(self, where: ColumnElement[bool], **values: Any) -> int:
         """Update matching rows in scope; return how many matched."""

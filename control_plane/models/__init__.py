@@ -3,8 +3,25 @@
 from control_plane.models.api_key import ApiKey
 from control_plane.models.audit import AuditEvent
 from control_plane.models.base import Base
+from control_plane.models.event import Event, Webhook, WebhookDelivery
+from control_plane.models.invoice import Invoice
 from control_plane.models.refresh_token import RefreshToken
+from control_plane.models.subscription import Subscription
 from control_plane.models.tenant import Tenant
+from control_plane.models.usage import UsageRecord
 from control_plane.models.user import User
 
-__all__ = ["ApiKey", "AuditEvent", "Base", "RefreshToken", "Tenant", "User"]
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "Event",
+    "Invoice",
+    "RefreshToken",
+    "Subscription",
+    "Tenant",
+    "UsageRecord",
+    "User",
+    "Webhook",
+    "WebhookDelivery",
+]

@@ -22,3 +22,4 @@ class ApiKey(Base, TenantOwned):
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    rate_limit_rps: Mapped[float | None]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from control_plane.kit.clock import utcnow
@@ -16,4 +16,5 @@ class Tenant(Base):
     slug: Mapped[str] = mapped_column(String(40), unique=True)
     plan: Mapped[str] = mapped_column(String(40), default="free")
     status: Mapped[str] = mapped_column(String(20), default="active")
+    limit_overrides: Mapped[dict[str, float | None]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

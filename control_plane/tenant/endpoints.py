@@ -17,9 +17,11 @@ Member = Annotated[Principal, Authorize(Action.TENANT_READ)]
 
 
 @router.post("", response_model=TenantRead, status_code=status.HTTP_201_CREATED)
-async def create(session: SessionDep, me: Admin, body: TenantCreate) -> TenantRead:
+async def create(
+    services: ServicesDep, session: SessionDep, me: Admin, body: TenantCreate
+) -> TenantRead:
     """Create a tenant (platform admins)."""
-    return TenantRead.model_validate(await service.create(session, me, body))
+    return TenantRead.model_validate(await service.create(services, session, me, body))
 
 
 @router.get("", response_model=Page[TenantRead])

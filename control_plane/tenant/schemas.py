@@ -22,7 +22,6 @@ class TenantCreate(InputSchema):
 
 class TenantUpdate(InputSchema):
     name: str | None = Field(None, min_length=1, max_length=200)
-    plan: PlanName | None = None
     status: TenantStatus | None = Field(
         None, description="`suspended` refuses all its users and keys."
     )

@@ -8,11 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.audit.service import record
 from control_plane.auth.principal import Principal
-from control_plane.errors import Conflict, NotFound
+from control_plane.billing.repository import SubscriptionRepository
+from control_plane.errors import Conflict, NotFound, ValidationFailed
+from control_plane.event.service import emit
+from control_plane.kit.clock import utcnow
 from control_plane.kit.ids import new_id
 from control_plane.kit.pagination import PageParams
 from control_plane.kit.repository import PLATFORM, Scope
-from control_plane.models import Tenant
+from control_plane.models import Subscription, Tenant
 from control_plane.services import Services
 from control_plane.tenant.repository import TenantRepo
 from control_plane.tenant.schemas import TenantCreate, TenantUpdate
@@ -26,12 +29,36 @@ def scope_of(principal: Principal) -> Scope:
     return principal.tenant_id
 
 
-async def create(session: AsyncSession, principal: Principal, data: TenantCreate) -> Tenant:
+_PAST = {"suspend": "tenant.suspended", "activate": "tenant.activated", "update": "tenant.updated"}
+
+
+async def create(
+    services: Services, session: AsyncSession, principal: Principal, data: TenantCreate
+) -> Tenant:
+    if services.catalog.get(data.plan) is None:
+        known = ", ".join(services.catalog.plans)
+        raise ValidationFailed(
+            f"unknown plan '{data.plan}' (known: {known})", extra={"field": "plan"}
+        )
     repo = TenantRepo(session, PLATFORM)
     if await repo.first(Tenant.slug == data.slug):
         raise Conflict(f"a tenant with slug '{data.slug}' exists", extra={"field": "slug"})
     tenant = repo.add(Tenant(id=new_id("ten"), name=data.name, slug=data.slug, plan=data.plan))
     await session.flush()
+    SubscriptionRepository(session, tenant.id).add(
+        Subscription(id=new_id("sub"), tenant_id=tenant.id, plan=tenant.plan, started_at=utcnow())
+    )
+    emit(
+        session,
+        tenant_id=tenant.id,
+        type="tenant.created",
+        data={
+            "tenant_id": tenant.id,
+            "name": tenant.name,
+            "slug": tenant.slug,
+            "plan": tenant.plan,
+        },
+    )
     record(
         session,
         actor=principal,
@@ -68,13 +95,12 @@ async def update(
     for field, value in changes.items():
         setattr(tenant, field, value)
     services.identity_changed(session)
-    action = {"suspended": "tenant.suspend", "active": "tenant.activate"}.get(
-        changes.get("status", ""), "tenant.update"
-    )
+    verb = {"suspended": "suspend", "active": "activate"}.get(changes.get("status", ""), "update")
+    emit(session, tenant_id=tenant.id, type=_PAST[verb], data=changes)
     record(
         session,
         actor=principal,
-        action=action,
+        action=f"tenant.{verb}",
         tenant_id=tenant.id,
         target=("tenant", tenant.id),
         details=changes,

@@ -12,6 +12,7 @@ from control_plane.auth.permissions import Action, Role
 from control_plane.auth.principal import Principal
 from control_plane.auth.repository import RefreshTokenRepository
 from control_plane.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from control_plane.event.service import emit
 from control_plane.kit.clock import utcnow
 from control_plane.kit.ids import new_id
 from control_plane.kit.pagination import PageParams
@@ -43,6 +44,12 @@ async def create(
         )
     )
     await session.flush()
+    emit(
+        session,
+        tenant_id=tenant_id,
+        type="user.created",
+        data={"user_id": user.id, "email": user.email, "role": user.role},
+    )
     record(
         session,
         actor=principal,
@@ -122,6 +129,9 @@ async def update(
         await _change_password(services, session, user, data.password)
     services.identity_changed(session)
     changes.pop("password", None)
+    emit(
+        session, tenant_id=user.tenant_id, type="user.updated", data={"user_id": user.id, **changes}
+    )
     record(
         session,
         actor=principal,
@@ -181,6 +191,12 @@ async def delete(
         await ApiKeyRepository(session, user.tenant_id).revoke_all_of_user(user.id, utcnow())
     await UserRepository(session, PLATFORM).delete(user)
     services.identity_changed(session)
+    emit(
+        session,
+        tenant_id=user.tenant_id,
+        type="user.deleted",
+        data={"user_id": user.id, "email": user.email},
+    )
     record(
         session,
         actor=principal,

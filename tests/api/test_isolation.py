@@ -9,23 +9,42 @@ import pytest
 from sqlalchemy import text
 
 from control_plane.models import Base
-from tests.api.world import Api, World
+from tests.api.world import Api, World, close_a_period_with_an_invoice
 
 # Routes only platform admins may call answer 403 to anyone else, whatever the object, so
 # they confirm nothing; every other route answers 404 as if the object did not exist.
-ADMIN_ONLY = {("PATCH", "/api/v1/tenants/{tenant_id}"), ("DELETE", "/api/v1/tenants/{tenant_id}")}
+ADMIN_ONLY = {
+    ("PATCH", "/api/v1/tenants/{tenant_id}"),
+    ("DELETE", "/api/v1/tenants/{tenant_id}"),
+    ("PUT", "/api/v1/tenants/{tenant_id}/plan"),
+    ("PUT", "/api/v1/tenants/{tenant_id}/limits"),
+}
+# written by background work (batched key use, the outbox relay), not by requests
+BACKGROUND_COLUMNS = {"last_used_at", "fanned_out_at", "streamed_at"}
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/tenants/{tenant_id}"): {"name": "Pwned", "status": "suspended"},
     ("PATCH", "/api/v1/users/{user_id}"): {"email": "pwned@globex.example.com", "role": "viewer"},
+    ("PUT", "/api/v1/tenants/{tenant_id}/plan"): {"plan": "enterprise"},
+    ("PUT", "/api/v1/tenants/{tenant_id}/limits"): {"limits": {"api_rps": 1}},
 }
 
 
 def _targets(world: World) -> dict[str, str]:
-    acme_key = world.api.new_key(world.acme["owner"].token, ["inference"])
+    api, owner = world.api, world.acme["owner"].token
+    acme_key = api.new_key(owner, ["inference"])
+    invoice_id = close_a_period_with_an_invoice(world)
+    # subscribed to an event nothing here emits, so no delivery runs during the walk
+    webhook = api.created(
+        "/api/v1/webhooks",
+        owner,
+        {"url": "https://hooks.example.com/x", "events": ["model.created"]},
+    )
     return {
         "tenant_id": world.acme.id,
         "user_id": world.acme["developer"].id,
         "key_id": acme_key["id"],
+        "webhook_id": webhook["id"],
+        "invoice_id": invoice_id,
     }
 
 
@@ -39,7 +58,7 @@ def _snapshot(api: Api) -> dict[str, list[tuple[Any, ...]]]:
         tables: dict[str, list[tuple[Any, ...]]] = {}
         async with api.services.db.engine.connect() as conn:
             for table in Base.metadata.sorted_tables:
-                columns = [c.name for c in table.columns if c.name != "last_used_at"]
+                columns = [c.name for c in table.columns if c.name not in BACKGROUND_COLUMNS]
                 rows = await conn.execute(
                     text(f"SELECT {', '.join(columns)} FROM {table.name} ORDER BY id")  # noqa: S608
                 )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2 as httpx
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from control_plane.config import Settings
 from tests.support import ADMIN_EMAIL, PASSWORD
@@ -90,6 +92,14 @@ class World:
 
 def add_tenant(api: Api, admin_token: str, slug: str, roles: list[str]) -> TenantInfo:
     tenant = api.created("/api/v1/tenants", admin_token, {"name": slug.title(), "slug": slug})
+    # tests call faster than the free plan's API rate; rate limiting has tests of its own
+    unlimited = api.call(
+        "PUT",
+        f"/api/v1/tenants/{tenant['id']}/limits",
+        admin_token,
+        json={"limits": {"api_rps": None}},
+    )
+    assert unlimited.status_code == 200, unlimited.text
     info = TenantInfo(tenant["id"], slug)
     for role in roles:
         email = f"{role}@{slug}.example.com"
@@ -107,3 +117,53 @@ def build_world(api: Api) -> World:
     acme = add_tenant(api, admin, "acme", ["owner", "admin", "developer", "viewer"])
     globex = add_tenant(api, admin, "globex", ["owner"])
     return World(api, admin, acme, globex)
+
+
+def run_async(api: Api, fn: Any, *args: Any) -> Any:
+    """Run a coroutine function on the app's own event loop (its engine lives there)."""
+    portal = api.client.portal
+    assert portal is not None
+    return portal.call(fn, *args)
+
+
+def backdate_tenant(api: Api, tenant_id: str, since: datetime) -> None:
+    """Pretend a tenant (and its first plan) started at ``since``."""
+
+    async def update() -> None:
+        async with api.services.db.engine.begin() as conn:
+            for table, column in (("tenants", "created_at"), ("subscriptions", "started_at")):
+                await conn.execute(
+                    text(
+                        f"UPDATE {table} SET {column} = :since WHERE {'id' if table == 'tenants' else 'tenant_id'} = :tid"
+                    ),
+                    {"since": since, "tid": tenant_id},
+                )
+
+    run_async(api, update)
+
+
+def close_period(api: Api, period: str) -> list[Any]:
+    from control_plane.billing.service import close_period as close
+
+    async def run() -> list[Any]:
+        return await close(api.services.db, api.services.catalog, period)
+
+    result: list[Any] = run_async(api, run)
+    return result
+
+
+def last_month() -> tuple[str, datetime]:
+    from control_plane.quota.periods import month_label, month_start
+
+    start = month_start(month_start(datetime.now(UTC)) - timedelta(days=1))
+    return month_label(start), start
+
+
+def close_a_period_with_an_invoice(world: World) -> str:
+    """Give acme a month on its plan that has ended, invoice it, return the invoice id."""
+    period, start = last_month()
+    backdate_tenant(world.api, world.acme.id, start)
+    close_period(world.api, period)
+    invoices = world.api.get("/api/v1/invoices", world.acme["owner"].token).json()["items"]
+    invoice_id: str = invoices[0]["id"]
+    return invoice_id

@@ -1,0 +1,81 @@
+"""Domain events: written to the outbox in the transaction of the change they describe."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.db import Database
+from control_plane.event.repository import EventRepository
+from control_plane.kit.ids import new_id
+from control_plane.kit.pagination import PageParams
+from control_plane.kit.repository import PLATFORM, Scope
+from control_plane.models import Event
+
+# Every type a webhook may subscribe to ("*" takes them all).
+EVENT_TYPES = (
+    "tenant.created",
+    "tenant.updated",
+    "tenant.suspended",
+    "tenant.activated",
+    "tenant.plan_changed",
+    "tenant.limits_changed",
+    "user.created",
+    "user.updated",
+    "user.deleted",
+    "api_key.created",
+    "api_key.revoked",
+    "invoice.issued",
+    "quota.threshold",
+    "webhook.disabled",
+    "model.created",
+    "model.deleted",
+    "deployment.ready",
+    "deployment.failed",
+    "job.succeeded",
+    "job.failed",
+    "plugin.installed",
+)
+
+
+def emit(
+    session: AsyncSession,
+    *,
+    tenant_id: str | None,
+    type: str,
+    data: dict[str, Any],
+    dedupe_key: str | None = None,
+) -> Event:
+    """Add an event to the caller's transaction; it is relayed once that commits."""
+    assert type in EVENT_TYPES, type
+    event = Event(
+        id=new_id("evt"), tenant_id=tenant_id, type=type, data=data, dedupe_key=dedupe_key
+    )
+    EventRepository(session, PLATFORM).add(event)
+    return event
+
+
+async def emit_once(
+    db: Database,
+    *,
+    tenant_id: str | None,
+    type: str,
+    data: dict[str, Any],
+    dedupe_key: str,
+) -> bool:
+    """An event outside any request (e.g. a quota threshold), at most once per dedupe key."""
+    try:
+        async with db.sessionmaker() as session, session.begin():
+            emit(session, tenant_id=tenant_id, type=type, data=data, dedupe_key=dedupe_key)
+    except IntegrityError:
+        return False
+    return True
+
+
+async def list_events(
+    session: AsyncSession, scope: Scope, params: PageParams
+) -> tuple[Sequence[Event], str | None]:
+    return await EventRepository(session, scope).page(params)

@@ -1,0 +1,247 @@
+"""The one quota service that the API, the inference gateway, jobs and plugins call.
+
+- ``charge``: check-and-charge a monthly metered quota (predictions, CPU-seconds, …),
+  atomically, once per source id, and meter it into the usage ledger.
+- ``hold`` / ``release``: a concurrency slot (jobs, deployments, replicas) as a lease.
+- ``rate``: the per-tenant (and per-key) token bucket.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from control_plane.db import Database
+from control_plane.errors import NotFound, QuotaExceeded, RateLimited
+from control_plane.event.service import emit_once
+from control_plane.kit.clock import utcnow
+from control_plane.kit.repository import PLATFORM
+from control_plane.plan.catalog import CONCURRENCY, METERED, RATES, Catalog, Limit, Plan
+from control_plane.quota.backend import ChargeResult, QuotaBackend, TakeResult
+from control_plane.quota.periods import month_label, month_start, next_month
+from control_plane.tenant.repository import TenantRepo
+from control_plane.usage.recorder import UsageRecorder
+from control_plane.usage.repository import UsageRepository
+
+THRESHOLDS = (80, 100)
+_MONTH_TTL_S = 40 * 86400
+
+
+@dataclass(frozen=True)
+class TenantLimits:
+    plan: Plan
+    overrides: dict[str, float | None]
+
+    def get(self, limit: Limit) -> float | None:
+        if limit.value in self.overrides:
+            return self.overrides[limit.value]
+        return self.plan.limits.get(limit)
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    name: str
+    limit: float | None
+    used: float | None
+    period: str
+    resets_at: datetime | None
+
+
+def _headers(limit: float, remaining: float, reset_s: float) -> dict[str, str]:
+    return {
+        "RateLimit-Limit": f"{limit:g}",
+        "RateLimit-Remaining": str(max(0, math.floor(remaining))),
+        "RateLimit-Reset": str(max(0, math.ceil(reset_s))),
+    }
+
+
+class Quotas:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        backend: QuotaBackend,
+        catalog: Catalog,
+        recorder: UsageRecorder,
+        cache_ttl_s: float,
+    ) -> None:
+        self._db = db
+        self._backend = backend
+        self.catalog = catalog
+        self._recorder = recorder
+        self._ttl = cache_ttl_s
+        self._limits: dict[str, tuple[TenantLimits, float]] = {}
+
+    def invalidate(self, _topic: str = "*") -> None:
+        self._limits.clear()
+
+    async def limits(self, tenant_id: str) -> TenantLimits:
+        cached = self._limits.get(tenant_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        async with self._db.sessionmaker() as session:
+            tenant = await TenantRepo(session, PLATFORM).get(tenant_id)
+        if tenant is None:
+            raise NotFound("tenant not found")
+        plan = self.catalog.get(tenant.plan) or self.catalog.plans["free"]
+        limits = TenantLimits(plan, dict(tenant.limit_overrides or {}))
+        self._limits[tenant_id] = (limits, time.monotonic() + self._ttl)
+        return limits
+
+    async def charge(
+        self,
+        tenant_id: str,
+        limit: Limit,
+        amount: int,
+        *,
+        source_id: str,
+        dimensions: dict[str, Any] | None = None,
+    ) -> ChargeResult:
+        """Count ``amount`` (in the meter's unit) against a monthly quota, or raise 429."""
+        meter = METERED[limit]
+        now = utcnow()
+        ceiling = (await self.limits(tenant_id)).get(limit)
+        cap = None if ceiling is None else int(ceiling * meter.per_limit_unit)
+        key = f"{tenant_id}:{meter.metric}:{month_label(now)}"
+        dedupe = f"{tenant_id}:{meter.metric}:{source_id}"
+        result = await self._backend.charge(key, amount, cap, dedupe=dedupe, ttl_s=_MONTH_TTL_S)
+        if result.status == "needs_seed":
+            await self._seed(key, tenant_id, meter.metric, now)
+            result = await self._backend.charge(key, amount, cap, dedupe=dedupe, ttl_s=_MONTH_TTL_S)
+        if result.status == "charged":
+            self._recorder.record(
+                tenant_id=tenant_id,
+                metric=meter.metric,
+                quantity=amount,
+                unit=meter.unit,
+                source_id=source_id,
+                dimensions=dimensions,
+                occurred_at=now,
+            )
+        if cap:
+            await self._thresholds(tenant_id, limit, result.used - amount, result, cap, now)
+        if result.status == "exceeded":
+            reset_s = (next_month(month_start(now)) - now).total_seconds()
+            raise QuotaExceeded(
+                f"monthly quota {limit.value} reached ({ceiling:g} on this plan)",
+                retry_after=math.ceil(reset_s),
+                headers=_headers(cap or 0, (cap or 0) - result.used, reset_s),
+                extra={"quota": limit.value},
+            )
+        return result
+
+    async def _seed(self, key: str, tenant_id: str, metric: str, now: datetime) -> None:
+        start = month_start(now)
+        async with self._db.sessionmaker() as session:
+            total = await UsageRepository(session, tenant_id).total(
+                metric, start, next_month(start)
+            )
+        await self._backend.seed(key, int(total), ttl_s=_MONTH_TTL_S)
+
+    async def _thresholds(
+        self,
+        tenant_id: str,
+        limit: Limit,
+        before: int,
+        result: ChargeResult,
+        cap: int,
+        now: datetime,
+    ) -> None:
+        after = result.used if result.status == "charged" else cap
+        for percent in THRESHOLDS:
+            mark = cap * percent / 100
+            if (before < mark <= after) or (result.status == "exceeded" and percent == 100):
+                await emit_once(
+                    self._db,
+                    tenant_id=tenant_id,
+                    type="quota.threshold",
+                    data={"quota": limit.value, "percent": percent, "period": month_label(now)},
+                    dedupe_key=f"quota:{tenant_id}:{limit.value}:{month_label(now)}:{percent}",
+                )
+
+    async def hold(self, tenant_id: str, limit: Limit, holder: str, *, lease_s: float = 60) -> None:
+        """Take (or renew) one slot of a concurrency quota, or raise 429."""
+        assert limit in CONCURRENCY
+        ceiling = (await self.limits(tenant_id)).get(limit)
+        if ceiling is None:
+            return
+        if not await self._backend.acquire(
+            f"{tenant_id}:{limit.value}", holder, int(ceiling), lease_s=lease_s
+        ):
+            raise QuotaExceeded(
+                f"{limit.value} reached ({ceiling:g} on this plan)",
+                retry_after=math.ceil(lease_s),
+                headers=_headers(ceiling, 0, lease_s),
+                extra={"quota": limit.value},
+            )
+
+    async def release(self, tenant_id: str, limit: Limit, holder: str) -> None:
+        await self._backend.release(f"{tenant_id}:{limit.value}", holder)
+
+    async def rate(
+        self,
+        tenant_id: str,
+        limit: Limit,
+        *,
+        key_id: str | None = None,
+        key_rps: float | None = None,
+    ) -> dict[str, str]:
+        """Take a token from the tenant's bucket (and the key's, if it has its own rate);
+        return the RateLimit headers, or raise 429 carrying them."""
+        assert limit in RATES
+        rps = (await self.limits(tenant_id)).get(limit)
+        headers: dict[str, str] = {}
+        if rps is not None:
+            headers = await self._take(f"{tenant_id}:{limit.value}", rps, limit.value)
+        if key_id is not None and key_rps is not None:
+            headers = await self._take(
+                f"key:{key_id}:{limit.value}", key_rps, "this API key's rate"
+            )
+        return headers
+
+    async def _take(self, key: str, rps: float, what: str) -> dict[str, str]:
+        if rps <= 0:
+            raise RateLimited(f"{what} is 0 on this plan", retry_after=60)
+        burst = max(1.0, rps)
+        taken: TakeResult = await self._backend.take(key, rps, burst)
+        headers = _headers(rps, taken.remaining, (burst - taken.remaining) / rps)
+        if not taken.allowed:
+            raise RateLimited(
+                f"rate limit {what} exceeded ({rps:g}/s)",
+                retry_after=math.ceil(taken.retry_after),
+                headers=headers,
+            )
+        return headers
+
+    async def status(self, tenant_id: str) -> list[QuotaStatus]:
+        limits = await self.limits(tenant_id)
+        now = utcnow()
+        resets = next_month(month_start(now))
+        out = []
+        for limit in Limit:
+            ceiling = limits.get(limit)
+            if limit in METERED:
+                used = await self._monthly_used(tenant_id, limit, now)
+                out.append(QuotaStatus(limit.value, ceiling, used, "month", resets))
+            elif limit in CONCURRENCY:
+                held = await self._backend.holders(f"{tenant_id}:{limit.value}")
+                out.append(QuotaStatus(limit.value, ceiling, held, "concurrent", None))
+            elif limit in RATES:
+                out.append(QuotaStatus(limit.value, ceiling, None, "second", None))
+            elif limit is Limit.STORAGE_GB:  # nothing is stored yet (model registry issue)
+                out.append(QuotaStatus(limit.value, ceiling, 0.0, "total", None))
+            else:
+                out.append(QuotaStatus(limit.value, ceiling, None, "per_request", None))
+        return out
+
+    async def _monthly_used(self, tenant_id: str, limit: Limit, now: datetime) -> float:
+        meter = METERED[limit]
+        key = f"{tenant_id}:{meter.metric}:{month_label(now)}"
+        used = await self._backend.used(key)
+        if used is None:
+            await self._seed(key, tenant_id, meter.metric, now)
+            used = await self._backend.used(key) or 0
+        return used / meter.per_limit_unit

@@ -1,0 +1,85 @@
+"""Tenant webhooks: registered with a public URL, secret shown once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.audit.service import record
+from control_plane.auth.principal import Principal
+from control_plane.errors import Forbidden, NotFound
+from control_plane.event.repository import DeliveryRepository, WebhookRepository
+from control_plane.kit.ids import new_id
+from control_plane.kit.pagination import PageParams
+from control_plane.models import Webhook, WebhookDelivery
+from control_plane.services import Services
+from control_plane.webhook.schemas import WebhookCreate
+from control_plane.webhook.signing import new_secret
+from control_plane.webhook.ssrf import check_url
+
+
+def _tenant(principal: Principal) -> str:
+    if principal.tenant_id is None:
+        raise Forbidden("webhooks belong to tenants")
+    return principal.tenant_id
+
+
+async def create(
+    services: Services, session: AsyncSession, principal: Principal, data: WebhookCreate
+) -> tuple[Webhook, str]:
+    tenant_id = _tenant(principal)
+    await check_url(data.url, services.settings.webhook_allowed_hosts)
+    secret = new_secret()
+    hook = WebhookRepository(session, tenant_id).add(
+        Webhook(
+            id=new_id("whk"),
+            tenant_id=tenant_id,
+            url=data.url,
+            events=data.events,
+            secret_sealed=services.secrets.seal(secret),
+        )
+    )
+    await session.flush()
+    record(
+        session,
+        actor=principal,
+        action="webhook.create",
+        tenant_id=tenant_id,
+        target=("webhook", hook.id),
+        details={"url": data.url, "events": data.events},
+    )
+    return hook, secret
+
+
+async def get(session: AsyncSession, principal: Principal, webhook_id: str) -> Webhook:
+    hook = await WebhookRepository(session, _tenant(principal)).get(webhook_id)
+    if hook is None:
+        raise NotFound("webhook not found")
+    return hook
+
+
+async def list_page(
+    session: AsyncSession, principal: Principal, params: PageParams
+) -> tuple[Sequence[Webhook], str | None]:
+    return await WebhookRepository(session, _tenant(principal)).page(params)
+
+
+async def delete(session: AsyncSession, principal: Principal, webhook_id: str) -> None:
+    hook = await get(session, principal, webhook_id)
+    await WebhookRepository(session, hook.tenant_id).delete(hook)
+    record(
+        session,
+        actor=principal,
+        action="webhook.delete",
+        tenant_id=hook.tenant_id,
+        target=("webhook", hook.id),
+    )
+
+
+async def deliveries(
+    session: AsyncSession, principal: Principal, webhook_id: str, params: PageParams
+) -> tuple[Sequence[WebhookDelivery], str | None]:
+    hook = await get(session, principal, webhook_id)
+    repo = DeliveryRepository(session, hook.tenant_id)
+    return await repo.page(params, WebhookDelivery.webhook_id == hook.id, newest_first=True)
