@@ -129,15 +129,15 @@ def run_async(api: Api, fn: Any, *args: Any) -> Any:
 def backdate_tenant(api: Api, tenant_id: str, since: datetime) -> None:
     """Pretend a tenant (and its first plan) started at ``since``."""
 
+    statements = (
+        "UPDATE tenants SET created_at = :since WHERE id = :tid",
+        "UPDATE subscriptions SET started_at = :since WHERE tenant_id = :tid",
+    )
+
     async def update() -> None:
         async with api.services.db.engine.begin() as conn:
-            for table, column in (("tenants", "created_at"), ("subscriptions", "started_at")):
-                await conn.execute(
-                    text(
-                        f"UPDATE {table} SET {column} = :since WHERE {'id' if table == 'tenants' else 'tenant_id'} = :tid"
-                    ),
-                    {"since": since, "tid": tenant_id},
-                )
+            for statement in statements:
+                await conn.execute(text(statement), {"since": since, "tid": tenant_id})
 
     run_async(api, update)
 
