@@ -26,6 +26,7 @@ from control_plane.db import Database, after_commit
 from control_plane.kit.clock import utcnow
 from control_plane.kit.counters import CounterStore, LocalCounters, RedisCounters
 from control_plane.kit.invalidation import Invalidation
+from control_plane.kit.redis import connect
 from control_plane.observability import Metrics
 from control_plane.plan.catalog import Catalog, load_catalog
 from control_plane.quota.backend import LocalQuotaBackend, QuotaBackend, RedisQuotaBackend
@@ -63,7 +64,7 @@ class Services:
         db = Database(settings.resolved_database_url)
         keyring = _keyring(settings)
         tokens = AccessTokens(settings, keyring)
-        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        redis = connect(settings.redis_url) if settings.redis_url else None
         namespace = settings.redis_namespace
         counters: CounterStore = (
             RedisCounters(redis, namespace=namespace) if redis else LocalCounters()

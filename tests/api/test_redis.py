@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Callable
 
 import pytest
-from redis import Redis as SyncRedis
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from control_plane.kit.counters import RedisCounters
 from tests.api.world import Api, build_world
-from tests.support import service_missing
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    url = os.environ.get("ATRIUM_TEST_REDIS_URL")
-    if not url:
-        service_missing("Redis (ATRIUM_TEST_REDIS_URL)")
-        raise AssertionError("unreachable")
-    try:
-        SyncRedis.from_url(url, socket_connect_timeout=2).ping()
-    except RedisConnectionError as exc:
-        service_missing(f"Redis at ATRIUM_TEST_REDIS_URL ({exc})")
-    return url
 
 
 @pytest.fixture
