@@ -64,6 +64,7 @@ async def create(
             key_hash=hash_secret(key),
             scopes=scopes,
             expires_at=data.expires_at,
+            rate_limit_rps=data.rate_limit_rps,
         )
     )
     await session.flush()
