@@ -22,18 +22,24 @@ def _set_history(api: Api, tenant_id: str) -> None:
     async def run() -> None:
         async with api.services.db.engine.begin() as conn:
             await conn.execute(
-                text("UPDATE subscriptions SET ended_at = :at WHERE tenant_id = :t AND plan = 'free'"),
+                text(
+                    "UPDATE subscriptions SET ended_at = :at WHERE tenant_id = :t AND plan = 'free'"
+                ),
                 {"at": SWITCH, "t": tenant_id},
             )
             await conn.execute(
-                text("UPDATE subscriptions SET started_at = :at WHERE tenant_id = :t AND plan = 'pro'"),
+                text(
+                    "UPDATE subscriptions SET started_at = :at WHERE tenant_id = :t AND plan = 'pro'"
+                ),
                 {"at": SWITCH, "t": tenant_id},
             )
 
     run_async(api, run)
 
 
-def _use(api: Api, tenant_id: str, metric: str, quantity: float, when: datetime, source: str) -> None:
+def _use(
+    api: Api, tenant_id: str, metric: str, quantity: float, when: datetime, source: str
+) -> None:
     api.services.usage.record(
         tenant_id=tenant_id,
         metric=metric,
