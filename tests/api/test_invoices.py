@@ -29,7 +29,8 @@ def _set_history(api: Api, tenant_id: str) -> None:
             )
             await conn.execute(
                 text(
-                    "UPDATE subscriptions SET started_at = :at WHERE tenant_id = :t AND plan = 'pro'"
+                    "UPDATE subscriptions SET started_at = :at "
+                    "WHERE tenant_id = :t AND plan = 'pro'"
                 ),
                 {"at": SWITCH, "t": tenant_id},
             )

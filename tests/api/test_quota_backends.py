@@ -10,15 +10,13 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 
 from control_plane.kit.redis import connect
 from control_plane.quota.backend import LocalQuotaBackend, QuotaBackend, RedisQuotaBackend
-
-Opener = Callable[[], "asynccontextmanager[QuotaBackend]"]
 
 
 @pytest.fixture(params=["local", "redis"])

@@ -181,7 +181,8 @@ def test_events_reach_a_redis_stream_per_tenant(
         stream = f"{namespace}:events:{world.acme.id}"
 
         def bodies() -> list[dict[str, Any]]:
-            return [json.loads(fields[b"body"]) for _, fields in redis.xrange(stream)]
+            entries: Any = redis.xrange(stream)
+            return [json.loads(fields[b"body"]) for _, fields in entries]
 
         created = _wait(lambda: [b for b in bodies() if b["data"].get("user_id") == user_id])
         assert created[0]["type"] == "user.created"
