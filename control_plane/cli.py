@@ -39,12 +39,17 @@ def _settings() -> Settings:
     return settings
 
 
+def _prepare(settings: Settings) -> None:
+    """The home directory exists and the schema is current."""
+    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+
+
 def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     from control_plane.app import create_app
     from control_plane.observability import configure_logging
 
-    settings.home_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
+    _prepare(settings)
     configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),
@@ -77,8 +82,7 @@ def api(
 def db_upgrade() -> None:
     """Apply all pending migrations."""
     settings = _settings()
-    settings.home_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
+    _prepare(settings)
     console.print("database is at the latest migration")
 
 
@@ -93,8 +97,7 @@ def admin_create(
     from control_plane.services import Services
 
     settings = _settings()
-    settings.home_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
+    _prepare(settings)
 
     async def run() -> bool:
         services = Services.build(settings, Metrics())
@@ -140,7 +143,7 @@ def billing_close_period(
     from control_plane.quota.periods import month_label, month_start
 
     settings = _settings()
-    upgrade(settings.resolved_database_url)
+    _prepare(settings)
     label = period or month_label(month_start(utcnow()) - timedelta(days=1))
 
     async def run() -> int:
