@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.db import Database
-from control_plane.event.repository import EventRepository
+from control_plane.event.repository import EventRepository, OutboxRepository
 from control_plane.kit.ids import new_id
 from control_plane.kit.pagination import PageParams
 from control_plane.kit.repository import PLATFORM, Scope
@@ -55,6 +55,7 @@ def emit(
         id=new_id("evt"), tenant_id=tenant_id, type=type, data=data, dedupe_key=dedupe_key
     )
     EventRepository(session, PLATFORM).add(event)
+    OutboxRepository(session).enqueue(event.id)
     return event
 
 

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from control_plane.kit.pagination import PageParams, encode_cursor
-from control_plane.models.base import Base
+from control_plane.models.base import Entity
 
-M = TypeVar("M", bound=Base)
+M = TypeVar("M", bound=Entity)
 
 
 class _Platform:
@@ -33,7 +33,7 @@ Scope = str | _Platform
 class TenantRepository(Generic[M]):
     """Base of every repository over a tenant-owned table."""
 
-    model: ClassVar[type[Base]]
+    model: ClassVar[type[Entity]]
     tenant_field: ClassVar[str] = "tenant_id"
 
     def __init__(self, session: AsyncSession, scope: Scope) -> None:

@@ -3,7 +3,7 @@
 from control_plane.models.api_key import ApiKey
 from control_plane.models.audit import AuditEvent
 from control_plane.models.base import Base
-from control_plane.models.event import Event, Webhook, WebhookDelivery
+from control_plane.models.event import Event, OutboxPending, Webhook, WebhookDelivery
 from control_plane.models.invoice import Invoice
 from control_plane.models.refresh_token import RefreshToken
 from control_plane.models.subscription import Subscription
@@ -17,6 +17,7 @@ __all__ = [
     "Base",
     "Event",
     "Invoice",
+    "OutboxPending",
     "RefreshToken",
     "Subscription",
     "Tenant",

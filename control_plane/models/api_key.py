@@ -5,10 +5,10 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from control_plane.models.base import Base, TenantOwned
+from control_plane.models.base import Entity, TenantOwned
 
 
-class ApiKey(Base, TenantOwned):
+class ApiKey(Entity, TenantOwned):
     """``atr_<prefix>_<secret>``; only the SHA-256 of the whole key is kept."""
 
     __tablename__ = "api_keys"

@@ -5,10 +5,10 @@ from typing import Any
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from control_plane.models.base import Base, TenantOwned
+from control_plane.models.base import Entity, TenantOwned
 
 
-class AuditEvent(Base, TenantOwned):
+class AuditEvent(Entity, TenantOwned):
     """Append-only (a trigger refuses UPDATE and DELETE). No foreign key on the tenant:
     the record outlives what it describes."""
 

@@ -45,6 +45,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
 
+
+class Entity(Base):
+    """A table whose rows have an opaque, time-sortable id and a creation time."""
+
+    __abstract__ = True
+
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

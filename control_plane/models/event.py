@@ -6,27 +6,32 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from control_plane.models.base import Base, TenantOwned
+from control_plane.models.base import Entity, TenantOwned
 
 
-class Event(Base, TenantOwned):
-    """The transactional outbox: written with the change it describes, relayed later."""
+class Event(Entity, TenantOwned):
+    """The transactional outbox: written with the change it describes, never changed.
+    What is still to be relayed lives in ``outbox_pending``."""
 
     __tablename__ = "events"
-    __table_args__ = (
-        Index("ix_events_pending_fanout", "fanned_out_at", "id"),
-        Index("ix_events_pending_stream", "streamed_at", "id"),
-    )
 
     tenant_id: Mapped[str | None] = mapped_column(String(40), index=True)
     type: Mapped[str] = mapped_column(String(80))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    fanned_out_at: Mapped[datetime | None]
-    streamed_at: Mapped[datetime | None]
 
 
-class Webhook(Base, TenantOwned):
+class OutboxPending(Entity.registry.generate_base()):  # type: ignore[misc]
+    """One row per event and relay duty (``fanout``, ``stream``) still to do. The relay
+    deletes rows as it claims them: a narrow delete, instead of rewriting the event."""
+
+    __tablename__ = "outbox_pending"
+
+    duty: Mapped[str] = mapped_column(String(10), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+
+class Webhook(Entity, TenantOwned):
     __tablename__ = "webhooks"
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
@@ -38,7 +43,7 @@ class Webhook(Base, TenantOwned):
     disabled_at: Mapped[datetime | None]
 
 
-class WebhookDelivery(Base, TenantOwned):
+class WebhookDelivery(Entity, TenantOwned):
     """One event to one webhook: its attempts so far and what came back."""
 
     __tablename__ = "webhook_deliveries"

@@ -6,10 +6,10 @@ from typing import Any
 from sqlalchemy import JSON, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from control_plane.models.base import Base, TenantOwned
+from control_plane.models.base import Entity, TenantOwned
 
 
-class Invoice(Base, TenantOwned):
+class Invoice(Entity, TenantOwned):
     """Issued once per tenant and period; immutable (a trigger refuses changes)."""
 
     __tablename__ = "invoices"

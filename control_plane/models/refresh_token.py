@@ -5,10 +5,10 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from control_plane.models.base import Base
+from control_plane.models.base import Entity
 
 
-class RefreshToken(Base):
+class RefreshToken(Entity):
     """One link of a rotation chain; a family is every token grown from one login."""
 
     __tablename__ = "refresh_tokens"

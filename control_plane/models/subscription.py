@@ -5,10 +5,10 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from control_plane.models.base import Base, TenantOwned
+from control_plane.models.base import Entity, TenantOwned
 
 
-class Subscription(Base, TenantOwned):
+class Subscription(Entity, TenantOwned):
     """One stretch of time a tenant spent on one plan (the open one has no end)."""
 
     __tablename__ = "subscriptions"

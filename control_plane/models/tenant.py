@@ -6,10 +6,10 @@ from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from control_plane.kit.clock import utcnow
-from control_plane.models.base import Base
+from control_plane.models.base import Entity
 
 
-class Tenant(Base):
+class Tenant(Entity):
     __tablename__ = "tenants"
 
     name: Mapped[str] = mapped_column(String(200))

@@ -6,10 +6,10 @@ from typing import Any
 from sqlalchemy import JSON, Float, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from control_plane.models.base import Base, TenantOwned
+from control_plane.models.base import Entity, TenantOwned
 
 
-class UsageRecord(Base, TenantOwned):
+class UsageRecord(Entity, TenantOwned):
     """The append-only usage ledger; a source id is counted once per tenant and metric."""
 
     __tablename__ = "usage_records"

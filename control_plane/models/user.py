@@ -6,10 +6,10 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from control_plane.kit.clock import utcnow
-from control_plane.models.base import Base, TenantOwned
+from control_plane.models.base import Entity, TenantOwned
 
 
-class User(Base, TenantOwned):
+class User(Entity, TenantOwned):
     """A tenant member, or a platform admin when ``tenant_id`` is NULL."""
 
     __tablename__ = "users"

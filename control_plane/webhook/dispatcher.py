@@ -12,18 +12,23 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from redis.asyncio import Redis
+from sqlalchemy import Text, cast
 
 from control_plane.auth.totp import SecretBox
 from control_plane.config import Settings
 from control_plane.db import Database
 from control_plane.errors import ValidationFailed
-from control_plane.event.repository import DeliveryRepository, EventRepository, WebhookRepository
+from control_plane.event.repository import (
+    DeliveryRepository,
+    EventRepository,
+    OutboxRepository,
+    WebhookRepository,
+)
 from control_plane.event.service import emit
 from control_plane.kit.clock import utcnow
 from control_plane.kit.ids import new_id
@@ -36,17 +41,33 @@ log = logging.getLogger(__name__)
 STREAM_MAXLEN = 100_000
 
 
+_XADD_MANY = """
+for i, key in ipairs(KEYS) do
+  local at = 2 + (i - 1) * 3
+  redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], '*',
+             'id', ARGV[at], 'type', ARGV[at + 1], 'body', ARGV[at + 2])
+end
+return #KEYS
+"""
+
+
+def _head(event_id: str, type_: str, tenant_id: str | None, created_at: datetime) -> str:
+    stamp = created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    head = {"id": event_id, "type": type_, "tenant_id": tenant_id, "timestamp": stamp}
+    return json.dumps(head, separators=(",", ":"))[:-1]
+
+
+def _spliced(
+    event_id: str, type_: str, tenant_id: str | None, created_at: datetime, data_json: str
+) -> str:
+    """The event body with its stored ``data`` JSON inserted verbatim."""
+    return f'{_head(event_id, type_, tenant_id, created_at)},"data":{data_json}}}'
+
+
 def event_body(event: Event) -> str:
-    return json.dumps(
-        {
-            "id": event.id,
-            "type": event.type,
-            "tenant_id": event.tenant_id,
-            "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
-            "data": event.data,
-        },
-        separators=(",", ":"),
-    )
+    """The JSON every consumer gets: webhook requests and Redis Stream entries alike."""
+    data = json.dumps(event.data, separators=(",", ":"))
+    return _spliced(event.id, event.type, event.tenant_id, event.created_at, data)
 
 
 class Dispatcher:
@@ -63,6 +84,7 @@ class Dispatcher:
         self._secrets = secrets
         self._redis = redis
         self._stream_prefix = f"{settings.redis_namespace}:events"
+        self._xadd_many = redis.register_script(_XADD_MANY) if redis is not None else None
         self._http = httpx.AsyncClient(
             timeout=settings.webhook_timeout_seconds, follow_redirects=False
         )
@@ -87,14 +109,12 @@ class Dispatcher:
         return await self.fan_out() + await self.stream() + await self.deliver_due()
 
     async def fan_out(self, batch: int = 500) -> int:
+        """Turn new events into pending deliveries for the webhooks that want them."""
         async with self._db.sessionmaker() as session, session.begin():
-            events_repo = EventRepository(session, PLATFORM)
-            stmt = events_repo.select(Event.fanned_out_at.is_(None)).order_by(Event.id).limit(batch)
-            events: Sequence[Event] = (
-                await session.scalars(stmt.with_for_update(skip_locked=True))
-            ).all()
-            if not events:
+            ids = await OutboxRepository(session).claim("fanout", batch)
+            if not ids:
                 return 0
+            events = await EventRepository(session, PLATFORM).all(Event.id.in_(ids))
             tenants = {e.tenant_id for e in events if e.tenant_id}
             hooks = await WebhookRepository(session, PLATFORM).all(
                 Webhook.tenant_id.in_(tenants), Webhook.enabled.is_(True)
@@ -104,34 +124,41 @@ class Dispatcher:
                 await DeliveryRepository(session, PLATFORM).insert_new(
                     rows, unique=["webhook_id", "event_id"]
                 )
-            await events_repo.update_where(
-                Event.id.in_([e.id for e in events]), fanned_out_at=utcnow()
-            )
-        return len(events)
+        return len(ids)
 
     async def stream(self, batch: int = 2000) -> int:
-        """Append new events to ``<namespace>:events:<tenant>`` Redis Streams."""
-        if self._redis is None:
-            return 0
+        """Append new events to ``<namespace>:events:<tenant>`` Redis Streams.
+
+        One Lua call appends the whole batch (far cheaper than a command per event), and
+        the event's JSON is spliced in as stored, not decoded and encoded again. If the
+        commit fails after the append, the batch is appended again: at least once."""
         async with self._db.sessionmaker() as session, session.begin():
-            repo = EventRepository(session, PLATFORM)
-            stmt = repo.select(Event.streamed_at.is_(None)).order_by(Event.id).limit(batch)
-            events: Sequence[Event] = (
-                await session.scalars(stmt.with_for_update(skip_locked=True))
-            ).all()
-            if not events:
+            outbox = OutboxRepository(session)
+            if self._xadd_many is None:
+                await outbox.drop("stream")  # no Redis: nothing to stream to
                 return 0
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for event in events:
-                    pipe.xadd(
-                        f"{self._stream_prefix}:{event.tenant_id or '_platform'}",
-                        {"id": event.id, "type": event.type, "body": event_body(event)},
-                        maxlen=STREAM_MAXLEN,
-                        approximate=True,
-                    )
-                await pipe.execute()
-            await repo.update_where(Event.id.in_([e.id for e in events]), streamed_at=utcnow())
-        return len(events)
+            ids = await outbox.claim("stream", batch)
+            if not ids:
+                return 0
+            stmt = (
+                EventRepository(session, PLATFORM)
+                .select(Event.id.in_(ids))
+                .with_only_columns(
+                    Event.id, Event.tenant_id, Event.type, cast(Event.data, Text), Event.created_at
+                )
+                .order_by(Event.id)
+            )
+            rows = (await session.execute(stmt)).all()
+            keys = [f"{self._stream_prefix}:{row[1] or '_platform'}" for row in rows]
+            args: list[str | int] = [STREAM_MAXLEN]
+            for event_id, tenant_id, type_, data_json, created_at in rows:
+                args += [
+                    event_id,
+                    type_,
+                    _spliced(event_id, type_, tenant_id, created_at, data_json),
+                ]
+            await self._xadd_many(keys=keys, args=args)
+        return len(ids)
 
     async def deliver_due(self, batch: int = 50) -> int:
         claimed = await self._claim(batch)

@@ -21,17 +21,19 @@ def upgrade() -> None:
         sa.Column("type", sa.String(length=80), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("dedupe_key", sa.String(length=200), nullable=True),
-        sa.Column("fanned_out_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("streamed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
         sa.UniqueConstraint("dedupe_key", name=op.f("uq_events_dedupe_key")),
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.create_index("ix_events_pending_fanout", ["fanned_out_at", "id"], unique=False)
-        batch_op.create_index("ix_events_pending_stream", ["streamed_at", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_events_tenant_id"), ["tenant_id"], unique=False)
+    op.create_table(
+        "outbox_pending",
+        sa.Column("duty", sa.String(length=10), nullable=False),
+        sa.Column("event_id", sa.String(length=40), nullable=False),
+        sa.PrimaryKeyConstraint("duty", "event_id", name=op.f("pk_outbox_pending")),
+    )
 
     op.create_table(
         "invoices",
@@ -221,7 +223,6 @@ def downgrade() -> None:
     op.drop_table("invoices")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_events_tenant_id"))
-        batch_op.drop_index("ix_events_pending_stream")
-        batch_op.drop_index("ix_events_pending_fanout")
 
+    op.drop_table("outbox_pending")
     op.drop_table("events")
