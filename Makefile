@@ -36,6 +36,8 @@ format: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/auth_overhead.py
+	$(BIN)/python bench/quota_check.py
+	$(BIN)/python bench/events.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -16,10 +16,12 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 admin_app = typer.Typer(help="Platform administrators.", no_args_is_help=True)
 keys_app = typer.Typer(help="Access-token signing keys.", no_args_is_help=True)
 billing_app = typer.Typer(help="Invoices.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Webhook tools.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
 app.add_typer(billing_app, name="billing")
+app.add_typer(webhooks_app, name="webhooks")
 console = Console(stderr=True)
 
 
@@ -159,3 +161,41 @@ def billing_close_period(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     console.print(f"{label}: issued {issued} invoice(s)")
+
+
+@webhooks_app.command("listen")
+def webhooks_listen(
+    secret: str = typer.Option(..., help="The whsec_… secret shown when the webhook was made."),
+    port: int = typer.Option(9000, help="Port on 127.0.0.1."),
+) -> None:
+    """Receive webhooks locally, verify their Standard Webhooks signature, print them."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    verifier = Webhook(secret)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
+            try:
+                event = verifier.verify(body, dict(self.headers.items()))
+            except WebhookVerificationError as exc:
+                console.print(f"[red]rejected: {exc}[/red]")
+                self.send_response(401)
+            else:
+                console.print(f"[green]verified[/green] {event['type']} {event['data']}")
+                self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            return
+
+    console.print(f"listening on http://127.0.0.1:{port}/ (Ctrl-C stops)")
+    server = HTTPServer(("127.0.0.1", port), Handler)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
