@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     webhook_disable_after_failures: int = Field(
         20, ge=1, description="Consecutive failed attempts that disable a webhook."
     )
+    quota_dedupe_seconds: int = Field(
+        3600,
+        ge=1,
+        description="How long a charged source id is remembered by the counters "
+        "(the usage ledger itself never counts a source id twice).",
+    )
     dispatcher_poll_seconds: float = Field(0.5, gt=0, description="Outbox polling period.")
     billing_check_seconds: float = Field(
         3600.0, gt=0, description="How often the scheduler closes finished billing periods."

@@ -83,6 +83,7 @@ class Services:
             catalog=catalog,
             recorder=usage,
             cache_ttl_s=settings.auth_cache_ttl_seconds,
+            dedupe_ttl_s=settings.quota_dedupe_seconds,
         )
         invalidation.subscribe(quotas.invalidate)
         box = SecretBox(_secret_key(settings))

@@ -9,7 +9,7 @@ from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
 from control_plane.event.service import list_events
 from control_plane.kit.deps import Authorize, SessionDep
-from control_plane.kit.pagination import Page, PageParams, decode_cursor
+from control_plane.kit.pagination import Page, PageParams, decode_cursor, encode_cursor
 from control_plane.kit.schemas import ReadSchema
 from control_plane.tenant.service import scope_of
 
@@ -35,8 +35,6 @@ async def list_(
     params = PageParams(limit=limit, after_id=decode_cursor(after) if after else None)
     rows, cursor = await list_events(session, scope_of(me), params)
     if cursor is None and rows:  # the end for now: resume from the last one seen
-        from control_plane.kit.pagination import encode_cursor
-
         cursor = encode_cursor(rows[-1].id)
     elif cursor is None and after:
         cursor = after

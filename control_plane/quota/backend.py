@@ -34,7 +34,8 @@ class TakeResult:
 class QuotaBackend(Protocol):
     async def charge(
         self, key: str, amount: int, limit: int | None, *, dedupe: str | None, ttl_s: int
-    ) -> ChargeResult: ...
+    ) -> ChargeResult:
+        """``ttl_s``: how long ``dedupe`` is remembered."""
 
     async def seed(self, key: str, value: int, *, ttl_s: int) -> None: ...
 
@@ -72,6 +73,8 @@ class LocalQuotaBackend:
         self._counters[key] = used + amount
         if dedupe is not None:
             self._dedupe[dedupe] = now + ttl_s
+            if len(self._dedupe) > 100_000:
+                self._dedupe = {k: t for k, t in self._dedupe.items() if t > now}
         return ChargeResult("charged", used + amount)
 
     async def seed(self, key: str, value: int, *, ttl_s: int) -> None:

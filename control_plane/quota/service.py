@@ -67,12 +67,14 @@ class Quotas:
         catalog: Catalog,
         recorder: UsageRecorder,
         cache_ttl_s: float,
+        dedupe_ttl_s: int = 3600,
     ) -> None:
         self._db = db
         self._backend = backend
         self.catalog = catalog
         self._recorder = recorder
         self._ttl = cache_ttl_s
+        self._dedupe_ttl = dedupe_ttl_s
         self._limits: dict[str, tuple[TenantLimits, float]] = {}
 
     def invalidate(self, _topic: str = "*") -> None:
@@ -107,10 +109,12 @@ class Quotas:
         cap = None if ceiling is None else int(ceiling * meter.per_limit_unit)
         key = f"{tenant_id}:{meter.metric}:{month_label(now)}"
         dedupe = f"{tenant_id}:{meter.metric}:{source_id}"
-        result = await self._backend.charge(key, amount, cap, dedupe=dedupe, ttl_s=_MONTH_TTL_S)
+        result = await self._backend.charge(key, amount, cap, dedupe=dedupe, ttl_s=self._dedupe_ttl)
         if result.status == "needs_seed":
             await self._seed(key, tenant_id, meter.metric, now)
-            result = await self._backend.charge(key, amount, cap, dedupe=dedupe, ttl_s=_MONTH_TTL_S)
+            result = await self._backend.charge(
+                key, amount, cap, dedupe=dedupe, ttl_s=self._dedupe_ttl
+            )
         if result.status == "charged":
             self._recorder.record(
                 tenant_id=tenant_id,

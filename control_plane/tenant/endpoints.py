@@ -41,7 +41,7 @@ async def get(session: SessionDep, me: Member, tenant_id: str) -> TenantRead:
 async def update(
     services: ServicesDep, session: SessionDep, me: Admin, tenant_id: str, body: TenantUpdate
 ) -> TenantRead:
-    """Rename, change plan, suspend or reactivate a tenant (platform admins)."""
+    """Rename, suspend or reactivate a tenant (platform admins; plans: PUT .../plan)."""
     return TenantRead.model_validate(await service.update(services, session, me, tenant_id, body))
 
 
