@@ -21,6 +21,7 @@ from control_plane.kit.ids import new_id
 from control_plane.kit.pagination import PageParams
 from control_plane.models import ApiKey
 from control_plane.services import Services
+from control_plane.tenant.service import own_tenant
 
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -40,16 +41,10 @@ def _check_scopes(principal: Principal, scopes: list[str]) -> list[str]:
     return sorted(set(scopes))
 
 
-def _tenant(principal: Principal) -> str:
-    if principal.tenant_id is None:
-        raise Forbidden("API keys belong to tenant members")
-    return principal.tenant_id
-
-
 async def create(
     session: AsyncSession, principal: Principal, data: ApiKeyCreate
 ) -> tuple[ApiKey, str]:
-    tenant_id = _tenant(principal)
+    tenant_id = own_tenant(principal, "API keys")
     scopes = _check_scopes(principal, data.scopes)
     if data.expires_at is not None and data.expires_at <= utcnow():
         raise ValidationFailed("expires_at must be in the future", extra={"field": "expires_at"})
@@ -93,14 +88,14 @@ def _visible(principal: Principal) -> list[object]:
 async def list_page(
     session: AsyncSession, principal: Principal, params: PageParams
 ) -> tuple[Sequence[ApiKey], str | None]:
-    repo = ApiKeyRepository(session, _tenant(principal))
+    repo = ApiKeyRepository(session, own_tenant(principal, "API keys"))
     return await repo.page(params, *_visible(principal))  # type: ignore[arg-type]
 
 
 async def revoke(
     services: Services, session: AsyncSession, principal: Principal, key_id: str
 ) -> None:
-    repo = ApiKeyRepository(session, _tenant(principal))
+    repo = ApiKeyRepository(session, own_tenant(principal, "API keys"))
     row = await repo.first(ApiKey.id == key_id, *_visible(principal))  # type: ignore[arg-type]
     if row is None:
         raise NotFound("API key not found")

@@ -8,8 +8,8 @@ from pydantic import BaseModel
 
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
-from control_plane.errors import Forbidden
 from control_plane.kit.deps import Authorize, ServicesDep
+from control_plane.tenant.service import own_tenant
 
 router = APIRouter(prefix="/api/v1/quotas", tags=["usage"])
 
@@ -32,8 +32,7 @@ async def list_(
     services: ServicesDep, me: Annotated[Principal, Authorize(Action.USAGE_READ)]
 ) -> QuotaList:
     """Each quota of the caller's tenant: its limit (null: unlimited), use and reset time."""
-    if me.tenant_id is None:
-        raise Forbidden("quotas belong to tenants")
-    limits = await services.quotas.limits(me.tenant_id)
-    items = [QuotaRead(**vars(q)) for q in await services.quotas.status(me.tenant_id)]
+    tenant_id = own_tenant(me, "quotas")
+    limits = await services.quotas.limits(tenant_id)
+    items = [QuotaRead(**vars(q)) for q in await services.quotas.status(tenant_id)]
     return QuotaList(plan=limits.plan.name, items=items)

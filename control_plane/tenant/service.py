@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_plane.audit.service import record
 from control_plane.auth.principal import Principal
 from control_plane.billing.repository import SubscriptionRepository
-from control_plane.errors import Conflict, NotFound, ValidationFailed
+from control_plane.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from control_plane.event.service import emit
 from control_plane.kit.clock import utcnow
 from control_plane.kit.ids import new_id
@@ -19,6 +19,13 @@ from control_plane.models import Subscription, Tenant
 from control_plane.services import Services
 from control_plane.tenant.repository import TenantRepo
 from control_plane.tenant.schemas import TenantCreate, TenantUpdate
+
+
+def own_tenant(principal: Principal, what: str) -> str:
+    """The caller's tenant, for things only tenants have (platform admins get 403)."""
+    if principal.tenant_id is None:
+        raise Forbidden(f"{what} belong to tenants")
+    return principal.tenant_id
 
 
 def scope_of(principal: Principal) -> Scope:

@@ -9,10 +9,11 @@ from pydantic import AwareDatetime, BaseModel
 
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
-from control_plane.errors import Forbidden, ValidationFailed
+from control_plane.errors import ValidationFailed
 from control_plane.kit.clock import utcnow
 from control_plane.kit.deps import Authorize, SessionDep
 from control_plane.quota.periods import month_start
+from control_plane.tenant.service import own_tenant
 from control_plane.usage.repository import UsageRepository
 
 router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
@@ -54,15 +55,14 @@ async def report(
     metric: Annotated[str | None, Query(max_length=60, description="e.g. `predictions`")] = None,
 ) -> UsageReport:
     """Metered usage of the caller's tenant, summed per metric and hour, day or month."""
-    if me.tenant_id is None:
-        raise Forbidden("usage belongs to tenants")
+    tenant_id = own_tenant(me, "usage records")
     end = to or utcnow()
     start = from_ or month_start(end)
     if not start < end or end - start > _MAX_SPAN:
         raise ValidationFailed(
             "`from` must be before `to`, at most 400 days apart", extra={"field": "from"}
         )
-    hourly = await UsageRepository(session, me.tenant_id).hourly(
+    hourly = await UsageRepository(session, tenant_id).hourly(
         start.replace(minute=0, second=0, microsecond=0), end, metric
     )
     sums: dict[tuple[str, str, datetime], float] = defaultdict(float)

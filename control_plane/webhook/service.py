@@ -8,27 +8,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.audit.service import record
 from control_plane.auth.principal import Principal
-from control_plane.errors import Forbidden, NotFound
+from control_plane.errors import NotFound
 from control_plane.event.repository import DeliveryRepository, WebhookRepository
 from control_plane.kit.ids import new_id
 from control_plane.kit.pagination import PageParams
 from control_plane.models import Webhook, WebhookDelivery
 from control_plane.services import Services
+from control_plane.tenant.service import own_tenant
 from control_plane.webhook.schemas import WebhookCreate
 from control_plane.webhook.signing import new_secret
 from control_plane.webhook.ssrf import check_url
 
 
-def _tenant(principal: Principal) -> str:
-    if principal.tenant_id is None:
-        raise Forbidden("webhooks belong to tenants")
-    return principal.tenant_id
-
-
 async def create(
     services: Services, session: AsyncSession, principal: Principal, data: WebhookCreate
 ) -> tuple[Webhook, str]:
-    tenant_id = _tenant(principal)
+    tenant_id = own_tenant(principal, "webhooks")
     await check_url(data.url, services.settings.webhook_allowed_hosts)
     secret = new_secret()
     hook = WebhookRepository(session, tenant_id).add(
@@ -53,7 +48,7 @@ async def create(
 
 
 async def get(session: AsyncSession, principal: Principal, webhook_id: str) -> Webhook:
-    hook = await WebhookRepository(session, _tenant(principal)).get(webhook_id)
+    hook = await WebhookRepository(session, own_tenant(principal, "webhooks")).get(webhook_id)
     if hook is None:
         raise NotFound("webhook not found")
     return hook
@@ -62,7 +57,7 @@ async def get(session: AsyncSession, principal: Principal, webhook_id: str) -> W
 async def list_page(
     session: AsyncSession, principal: Principal, params: PageParams
 ) -> tuple[Sequence[Webhook], str | None]:
-    return await WebhookRepository(session, _tenant(principal)).page(params)
+    return await WebhookRepository(session, own_tenant(principal, "webhooks")).page(params)
 
 
 async def delete(session: AsyncSession, principal: Principal, webhook_id: str) -> None:
