@@ -1,0 +1,40 @@
+"""The model runtime: load any supported format once, predict on numpy batches by name.
+
+Pure Python and framework libraries; no Ray, no control-plane imports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from serve_apps.runtime.loaders import FORMATS, LoadedModel, LoaderError, UnsafeArtifact, loader_for
+from serve_apps.runtime.signature import InputError, Signature, TensorSpec, sample_inputs
+
+
+def default_device() -> str:
+    """``cuda`` when a GPU is usable by torch, else ``cpu``."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is installed with the ml extra
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(
+    fmt: str, path: Path, signature: Signature | None = None, *, device: str | None = None
+) -> LoadedModel:
+    """Load an artifact of format ``fmt``; ``signature`` where the format does not carry one."""
+    return loader_for(fmt).load(path, signature, device=device or default_device())
+
+
+__all__ = [
+    "FORMATS",
+    "InputError",
+    "LoadedModel",
+    "LoaderError",
+    "Signature",
+    "TensorSpec",
+    "UnsafeArtifact",
+    "load_model",
+    "sample_inputs",
+]
