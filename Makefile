@@ -38,6 +38,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/auth_overhead.py
 	$(BIN)/python bench/quota_check.py
 	$(BIN)/python bench/events.py
+	$(BIN)/python bench/model_load.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from serve_apps.runtime.signature import Signature, check_inputs
+from serve_apps.runtime.signature import InputChecker, Signature
 
 
 class LoaderError(ValueError):
@@ -24,9 +24,12 @@ class LoadedModel(ABC):
     """A model loaded once; ``predict`` takes and returns numpy arrays keyed by name."""
 
     signature: Signature
+    _checker: InputChecker | None = None
 
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.predict_checked(check_inputs(self.signature, inputs))
+        if self._checker is None:
+            self._checker = InputChecker(self.signature)
+        return self.predict_checked(self._checker(inputs))
 
     @abstractmethod
     def predict_checked(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -39,7 +39,7 @@ class OnnxModel(LoadedModel):
             values = self._session.run(self._outputs, inputs)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise LoaderError(f"the ONNX graph failed at run time: {exc}") from exc
-        return dict(zip(self._outputs, (np.asarray(v) for v in values), strict=True))
+        return dict(zip(self._outputs, values, strict=True))
 
 
 class OnnxLoader(Loader):

@@ -31,7 +31,9 @@ class SklearnModel(LoadedModel):
             raise LoaderError(f"{type(estimator).__name__} has no predict()")
         self._estimator = estimator
         self.signature = signature
-        self._proba = hasattr(estimator, "predict_proba")
+        # probabilities cost a second pass: only when the signature asks for them
+        wanted = {spec.name for spec in signature.outputs}
+        self._proba = "probabilities" in wanted and hasattr(estimator, "predict_proba")
 
     def predict_checked(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         (features,) = inputs.values()

@@ -19,18 +19,22 @@ class TorchModel(LoadedModel):
 
         self._torch = torch
         self._module = module
-        self._device = torch.device(device)
+        self._device = None if device == "cpu" else torch.device(device)
         self.signature = signature
+        self._names: list[str] | None = None
 
     def predict_checked(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
-        tensors = [
-            torch.from_numpy(np.ascontiguousarray(a)).to(self._device) for a in inputs.values()
-        ]
+        tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in inputs.values()]
+        if self._device is not None:
+            tensors = [t.to(self._device) for t in tensors]
         with torch.inference_mode():
             result = self._module(*tensors)
-        values = list(result) if isinstance(result, tuple | list) else [result]
-        return outputs_named(self.signature, [v.detach().cpu().numpy() for v in values], "output")
+        values = result if isinstance(result, tuple | list) else (result,)
+        arrays = [v.numpy() if self._device is None else v.cpu().numpy() for v in values]
+        if self._names is None or len(self._names) != len(arrays):
+            self._names = list(outputs_named(self.signature, arrays, "output"))
+        return dict(zip(self._names, arrays, strict=True))
 
 
 def _zip_or_refuse(path: Path, fmt: str) -> None:
