@@ -203,7 +203,11 @@ class Dispatcher:
 
     async def _send(self, delivery: WebhookDelivery, hook: Webhook, event: Event) -> dict[str, Any]:
         body = event_body(event)
-        headers = signed_headers(self._secrets.open(hook.secret_sealed), event.id, utcnow(), body)
+        try:
+            secret = self._secrets.open(hook.secret_sealed)
+        except ValueError as exc:  # ATRIUM_SECRET_KEY changed: fail loudly, not forever
+            return {"ok": False, "code": None, "error": str(exc)}
+        headers = signed_headers(secret, event.id, utcnow(), body)
         try:
             await check_url(hook.url, self._settings.webhook_allowed_hosts)  # DNS may have changed
             response = await self._http.post(hook.url, content=body, headers=headers)

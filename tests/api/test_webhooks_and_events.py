@@ -190,3 +190,34 @@ def test_events_reach_a_redis_stream_per_tenant(
     finally:
         redis.delete(*redis.keys(f"{namespace}:*") or ["_"])
         redis.close()
+
+
+def test_an_undecryptable_secret_fails_the_delivery_visibly(
+    world: World, receiver: Receiver
+) -> None:
+    from sqlalchemy import text
+
+    from tests.api.world import run_async
+
+    hook = _hook(world, receiver.url, ["user.created"])
+    api = world.api
+
+    async def corrupt() -> None:
+        async with api.services.db.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE webhooks SET secret_sealed = 'garbage' WHERE id = :id"),
+                {"id": hook["id"]},
+            )
+
+    run_async(api, corrupt)
+    _add_user(world)
+    token = world.acme["owner"].token
+    log = _wait(
+        lambda: [
+            d
+            for d in api.get(f"/api/v1/webhooks/{hook['id']}/deliveries", token).json()["items"]
+            if d["attempts"] >= 1
+        ]
+    )
+    assert "ATRIUM_SECRET_KEY" in log[0]["last_error"]
+    assert receiver.received == []
