@@ -74,6 +74,22 @@ class Settings(BaseSettings):
     key_usage_flush_seconds: float = Field(5.0, gt=0, description="last_used_at batch period.")
     log_level: str = Field("INFO", description="Root log level.")
 
+    artifact_url: str | None = Field(
+        None,
+        description="Blobs: a local path or s3://bucket/prefix; default ATRIUM_HOME/artifacts.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, Ceph, …)."
+    )
+    s3_access_key_id: str | None = Field(None, description="S3 access key id.")
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key.")
+    s3_region: str | None = Field(None, description="S3 region.")
+    master_key: SecretStr | None = Field(
+        None,
+        description="Base64 of 32 bytes wrapping tenants' data keys. Generated under ATRIUM_HOME "
+        "when unset (local only); required in production.",
+    )
+
     plans_file: Path = Field(
         Path(__file__).resolve().parent.parent / "configs" / "plans.yaml",
         description="The plan catalogue (YAML), validated at start-up.",
@@ -120,6 +136,8 @@ class Settings(BaseSettings):
             or len(pw.get_secret_value()) < self.password_min_length
         ):
             problems.append("ATRIUM_BOOTSTRAP_ADMIN_PASSWORD is a placeholder or too short")
+        if self.master_key is None:
+            problems.append("ATRIUM_MASTER_KEY must be set (base64 of 32 random bytes)")
         if (
             self.argon2_memory_kib < OWASP_MIN_MEMORY_KIB
             or self.argon2_time_cost < OWASP_MIN_TIME_COST

@@ -14,6 +14,8 @@ from pathlib import Path
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.artifact.keys import DataKeys, master_key_text
+from control_plane.artifact.store import ArtifactStore, filesystem
 from control_plane.auth.authenticator import Authenticator
 from control_plane.auth.keyring import KeyRing
 from control_plane.auth.passwords import Passwords
@@ -55,6 +57,8 @@ class Services:
     usage: UsageRecorder
     quotas: Quotas
     dispatcher: Dispatcher
+    artifacts: ArtifactStore
+    data_keys: DataKeys
     redis: Redis | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -103,6 +107,8 @@ class Services:
             usage=usage,
             quotas=quotas,
             dispatcher=Dispatcher(db=db, settings=settings, secrets=box, redis=redis),
+            artifacts=_artifacts(settings),
+            data_keys=DataKeys(db, master_key_text(settings)),
             redis=redis,
         )
 
@@ -154,6 +160,19 @@ async def _every(period_s: float, work: Callable[[], Awaitable[object]]) -> None
     while True:
         await asyncio.sleep(period_s)
         await work()
+
+
+def _artifacts(settings: Settings) -> ArtifactStore:
+    secret = settings.s3_secret_access_key
+    return ArtifactStore(
+        *filesystem(
+            settings.artifact_url or str(settings.home_dir / "artifacts"),
+            endpoint=settings.s3_endpoint_url,
+            access_key=settings.s3_access_key_id,
+            secret_key=secret.get_secret_value() if secret else None,
+            region=settings.s3_region,
+        )
+    )
 
 
 def _keyring(settings: Settings) -> KeyRing:

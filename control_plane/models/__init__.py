@@ -8,6 +8,7 @@ from control_plane.models.invoice import Invoice
 from control_plane.models.refresh_token import RefreshToken
 from control_plane.models.subscription import Subscription
 from control_plane.models.tenant import Tenant
+from control_plane.models.tenant_key import TenantKey
 from control_plane.models.usage import UsageRecord
 from control_plane.models.user import User
 
@@ -21,6 +22,7 @@ __all__ = [
     "RefreshToken",
     "Subscription",
     "Tenant",
+    "TenantKey",
     "UsageRecord",
     "User",
     "Webhook",

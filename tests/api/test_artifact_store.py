@@ -126,3 +126,33 @@ def test_data_keys_are_wrapped_per_tenant() -> None:
         MasterKey(new_data_key()).unwrap(wrapped, TENANT)
     with pytest.raises(ValueError, match="32 bytes"):
         MasterKey.from_b64("c2hvcnQ=")
+
+
+def test_each_tenant_gets_one_data_key_stored_wrapped(api: object) -> None:
+    from sqlalchemy import text
+
+    from control_plane.artifact.keys import DataKeys, master_key_text
+    from tests.api.world import Api, build_world, run_async
+
+    assert isinstance(api, Api)
+    world = build_world(api)
+    master = master_key_text(api.settings)
+
+    async def run() -> tuple[bytes, bytes, bytes, str]:
+        first, second = DataKeys(api.services.db, master), DataKeys(api.services.db, master)
+        a, b = await asyncio.gather(
+            first.for_tenant(world.acme.id), second.for_tenant(world.acme.id)
+        )
+        other = await first.for_tenant(world.globex.id)
+        async with api.services.db.engine.connect() as conn:
+            wrapped = (
+                await conn.execute(
+                    text("SELECT wrapped FROM tenant_keys WHERE tenant_id = :t"),
+                    {"t": world.acme.id},
+                )
+            ).scalar_one()
+        return a, b, other, wrapped
+
+    a, b, other, wrapped = run_async(api, run)
+    assert a == b != other and len(a) == 32
+    assert a not in wrapped.encode() and a.hex() not in wrapped

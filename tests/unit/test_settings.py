@@ -42,6 +42,7 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
             "BOOTSTRAP_ADMIN_PASSWORD",
         ),
         ({"secret_key": "s" * 40, "argon2_memory_kib": 1024}, "ARGON2"),
+        ({"secret_key": "s" * 40}, "ATRIUM_MASTER_KEY"),
     ],
 )
 def test_production_refuses_insecure_defaults(values: dict[str, Any], named: str) -> None:
@@ -50,7 +51,9 @@ def test_production_refuses_insecure_defaults(values: dict[str, Any], named: str
 
 
 def test_production_with_real_secrets_starts() -> None:
-    settings = _settings(environment="production", secret_key="s" * 40)
+    settings = _settings(
+        environment="production", secret_key="s" * 40, master_key="a2V5" * 10 + "a2U="
+    )
     assert settings.environment == "production"
 
 
