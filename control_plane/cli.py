@@ -199,3 +199,47 @@ def webhooks_listen(
         pass
     finally:
         server.server_close()
+
+
+@keys_app.command("rotate-master")
+def keys_rotate_master(
+    new_key: str | None = typer.Option(
+        None, help="Base64 of 32 bytes; required when ATRIUM_MASTER_KEY is set, else generated."
+    ),
+) -> None:
+    """Re-wrap every tenant's data key under a new master key (blobs are not rewritten).
+    Restart the servers afterwards so they wrap new tenants' keys with it."""
+    from control_plane.artifact.keys import (
+        master_key_text,
+        new_master_key,
+        rewrap_all,
+        store_master_key,
+    )
+    from control_plane.db import Database
+
+    settings = _settings()
+    _prepare(settings)
+    if settings.master_key is not None and new_key is None:
+        console.print(
+            "[red]ATRIUM_MASTER_KEY is set: pass --new-key, then update the setting[/red]"
+        )
+        raise typer.Exit(2)
+    old, new = master_key_text(settings), new_key or new_master_key()
+
+    async def run() -> int:
+        db = Database(settings.resolved_database_url)
+        try:
+            return await rewrap_all(db, old, new)
+        finally:
+            await db.dispose()
+
+    try:
+        count = asyncio.run(run())
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if settings.master_key is None:
+        store_master_key(settings, new)
+        console.print(f"re-wrapped {count} data key(s); the new master key is in ATRIUM_HOME")
+    else:
+        console.print(f"re-wrapped {count} data key(s); now set ATRIUM_MASTER_KEY to the new key")

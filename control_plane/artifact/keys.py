@@ -14,7 +14,7 @@ from control_plane.artifact.crypto import MasterKey, new_data_key
 from control_plane.config import Settings
 from control_plane.db import Database
 from control_plane.kit.ids import new_id
-from control_plane.kit.repository import TenantRepository
+from control_plane.kit.repository import PLATFORM, TenantRepository
 from control_plane.models import TenantKey
 
 
@@ -30,7 +30,7 @@ def master_key_text(settings: Settings) -> str:
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(base64.b64encode(secrets.token_bytes(32)).decode())
+            handle.write(new_master_key())
     return path.read_text().strip()
 
 
@@ -69,3 +69,30 @@ class DataKeys:
         async with self._db.sessionmaker() as session:
             row = await TenantKeyRepository(session, tenant_id).first()
         return None if row is None else self._master.unwrap(row.wrapped, tenant_id)
+
+
+async def rewrap_all(db: Database, old_b64: str, new_b64: str) -> int:
+    """Re-wrap every tenant's data key under a new master key, in one transaction.
+    Blobs are untouched: their data keys do not change."""
+    old, new = MasterKey.from_b64(old_b64), MasterKey.from_b64(new_b64)
+    new_id_ = hashlib.sha256(new_b64.encode()).hexdigest()[:16]
+    async with db.sessionmaker() as session, session.begin():
+        rows = await TenantKeyRepository(session, PLATFORM).all()
+        for row in rows:
+            row.wrapped = new.wrap(old.unwrap(row.wrapped, row.tenant_id), row.tenant_id)
+            row.master_key_id = new_id_
+    return len(rows)
+
+
+def store_master_key(settings: Settings, new_b64: str) -> None:
+    """Replace the generated master key in ATRIUM_HOME (atomically)."""
+    path: Path = settings.home_dir / "master.key"
+    temp = path.with_suffix(".tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(new_b64)
+    temp.replace(path)
+
+
+def new_master_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()

@@ -49,3 +49,53 @@ def test_production_refuses_insecure_settings_by_name(tmp_path: Path) -> None:
     result = _run(tmp_path / "home", "api", ATRIUM_ENVIRONMENT="production")
     assert result.returncode == 2
     assert "ATRIUM_SECRET_KEY" in result.stderr
+
+
+def test_rotate_master_rewraps_data_keys_and_blobs_still_read(tmp_path: Path) -> None:
+    import asyncio
+
+    from control_plane.artifact.keys import DataKeys, master_key_text
+    from control_plane.config import Settings
+    from control_plane.db import Database
+    from control_plane.kit.clock import utcnow
+    from control_plane.kit.repository import PLATFORM
+    from control_plane.models import Tenant
+    from control_plane.tenant.repository import TenantRepo
+
+    home = tmp_path / "home"
+    assert _run(home, "db", "upgrade").returncode == 0
+    settings = Settings(_env_file=None, home=home)
+    url = settings.resolved_database_url
+
+    async def data_key() -> bytes:
+        db = Database(url)
+        try:
+            async with db.sessionmaker() as session, session.begin():
+                repo = TenantRepo(session, PLATFORM)
+                if await repo.get("ten_x") is None:
+                    repo.add(Tenant(id="ten_x", name="X", slug="xxx", created_at=utcnow()))
+            return await DataKeys(db, master_key_text(settings)).for_tenant("ten_x")
+        finally:
+            await db.dispose()
+
+    before = asyncio.run(data_key())
+    old_master = (home / "master.key").read_text()
+    rotated = _run(home, "keys", "rotate-master")
+    assert rotated.returncode == 0 and "re-wrapped 1 data key" in rotated.stderr
+    assert (home / "master.key").read_text() != old_master
+    assert asyncio.run(data_key()) == before  # same data key, so every blob still reads
+
+
+def test_rotate_master_with_a_configured_key_needs_the_new_one(tmp_path: Path) -> None:
+    configured = "a2V5" * 10 + "a2U="
+    refused = _run(tmp_path / "home", "keys", "rotate-master", ATRIUM_MASTER_KEY=configured)
+    assert refused.returncode == 2 and "--new-key" in refused.stderr
+    bad = _run(
+        tmp_path / "home",
+        "keys",
+        "rotate-master",
+        "--new-key",
+        "short",
+        ATRIUM_MASTER_KEY=configured,
+    )
+    assert bad.returncode == 2 and "32 bytes" in bad.stderr
