@@ -9,7 +9,6 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +28,7 @@ from control_plane.kit.clock import utcnow
 from control_plane.kit.counters import CounterStore, LocalCounters, RedisCounters
 from control_plane.kit.invalidation import Invalidation
 from control_plane.kit.redis import connect
+from control_plane.kit.secret_files import home_secret
 from control_plane.observability import Metrics
 from control_plane.plan.catalog import Catalog, load_catalog
 from control_plane.quota.backend import LocalQuotaBackend, QuotaBackend, RedisQuotaBackend
@@ -183,11 +183,6 @@ def _keyring(settings: Settings) -> KeyRing:
 
 
 def _secret_key(settings: Settings) -> str:
-    """The configured secret key, or (outside production) one generated and kept in home."""
-    if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value()
-    path: Path = settings.home_dir / "secret.key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return home_secret(
+        settings.secret_key, settings.home_dir / "secret.key", lambda: secrets.token_urlsafe(48)
+    )

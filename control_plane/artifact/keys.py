@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
-from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
@@ -15,6 +13,7 @@ from control_plane.config import Settings
 from control_plane.db import Database
 from control_plane.kit.ids import new_id
 from control_plane.kit.repository import PLATFORM, TenantRepository
+from control_plane.kit.secret_files import home_secret, write_private
 from control_plane.models import TenantKey
 
 
@@ -24,14 +23,7 @@ class TenantKeyRepository(TenantRepository[TenantKey]):
 
 def master_key_text(settings: Settings) -> str:
     """ATRIUM_MASTER_KEY, or (outside production) one generated and kept in home."""
-    if settings.master_key is not None:
-        return settings.master_key.get_secret_value()
-    path: Path = settings.home_dir / "master.key"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(new_master_key())
-    return path.read_text().strip()
+    return home_secret(settings.master_key, settings.home_dir / "master.key", new_master_key)
 
 
 class DataKeys:
@@ -86,12 +78,7 @@ async def rewrap_all(db: Database, old_b64: str, new_b64: str) -> int:
 
 def store_master_key(settings: Settings, new_b64: str) -> None:
     """Replace the generated master key in ATRIUM_HOME (atomically)."""
-    path: Path = settings.home_dir / "master.key"
-    temp = path.with_suffix(".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(new_b64)
-    temp.replace(path)
+    write_private(settings.home_dir / "master.key", new_b64)
 
 
 def new_master_key() -> str:

@@ -8,7 +8,6 @@ by another process (``atrium keys rotate``) within a few seconds.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from jwt.algorithms import OKPAlgorithm
 
 from control_plane.kit.ids import new_id
+from control_plane.kit.secret_files import write_private
 
 _RELOAD_EVERY_S = 2.0
 _KEY_ERROR = "ATRIUM_JWT_PRIVATE_KEY must be an unencrypted Ed25519 private key in PEM"
@@ -71,7 +71,7 @@ class KeyRing:
         key = SigningKey(new_id("key"), Ed25519PrivateKey.generate(), now, None)
         _write_private(self.directory / f"{key.kid}.pem", key.private)
         entries.append({"kid": key.kid, "created_at": now, "retired_at": None})
-        _atomic_write(self.manifest, json.dumps(entries, indent=2))
+        write_private(self.manifest, json.dumps(entries, indent=2))
         for gone in {p.stem for p in self.directory.glob("*.pem")} - {e["kid"] for e in entries}:
             (self.directory / f"{gone}.pem").unlink(missing_ok=True)
         self.reload(force=True)
@@ -147,12 +147,4 @@ def _write_private(path: Path, key: Ed25519PrivateKey) -> None:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_private(path, pem)
