@@ -180,17 +180,30 @@ class Dispatcher:
                 WebhookDelivery.next_attempt_at <= now,
                 limit=batch,
             )
-            claimed = []
-            for delivery in due:
-                won = await deliveries.update_where(
-                    (WebhookDelivery.id == delivery.id)
-                    & (WebhookDelivery.next_attempt_at == delivery.next_attempt_at),
+            won = [
+                d
+                for d in due
+                if await deliveries.update_where(
+                    (WebhookDelivery.id == d.id)
+                    & (WebhookDelivery.next_attempt_at == d.next_attempt_at),
                     next_attempt_at=lease,
                 )
-                if not won:
-                    continue  # another process took it
-                hook = await WebhookRepository(session, PLATFORM).get(delivery.webhook_id)
-                event = await EventRepository(session, PLATFORM).get(delivery.event_id)
+            ]  # the rest were taken by another process meanwhile
+            hooks = {
+                h.id: h
+                for h in await WebhookRepository(session, PLATFORM).all(
+                    Webhook.id.in_({d.webhook_id for d in won})
+                )
+            }
+            events = {
+                e.id: e
+                for e in await EventRepository(session, PLATFORM).all(
+                    Event.id.in_({d.event_id for d in won})
+                )
+            }
+            claimed = []
+            for delivery in won:
+                hook, event = hooks.get(delivery.webhook_id), events.get(delivery.event_id)
                 if hook is None or not hook.enabled or event is None:
                     await deliveries.update_where(
                         WebhookDelivery.id == delivery.id,
