@@ -15,8 +15,10 @@ from control_plane.auth.endpoints import wellknown
 from control_plane.billing.endpoints import router as billing_router
 from control_plane.bootstrap import ensure_platform_admin
 from control_plane.config import Settings
+from control_plane.dataset.endpoints import router as dataset_router
 from control_plane.event.endpoints import router as event_router
 from control_plane.kit import problems
+from control_plane.model.endpoints import router as model_router
 from control_plane.observability import Metrics, ObservabilityMiddleware
 from control_plane.plan.endpoints import router as plan_router
 from control_plane.quota.endpoints import router as quota_router
@@ -40,6 +42,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     event_router,
     webhook_router,
     billing_router,
+    model_router,
+    dataset_router,
 )
 
 

@@ -89,6 +89,21 @@ class Settings(BaseSettings):
         description="Base64 of 32 bytes wrapping tenants' data keys. Generated under ATRIUM_HOME "
         "when unset (local only); required in production.",
     )
+    allow_pickle: bool = Field(
+        False,
+        description="Accept pickle/joblib model files. Loading one runs any code it holds: "
+        "enable only where every tenant is trusted.",
+    )
+    probe_memory_mb: int = Field(
+        4096, ge=256, description="Address-space cap of the process that validates a model."
+    )
+    probe_timeout_seconds: float = Field(
+        180.0, gt=0, description="A model that takes longer to load and predict fails."
+    )
+    probe_concurrency: int = Field(1, ge=1, description="Models validated at once per process.")
+    probe_poll_seconds: float = Field(
+        5.0, gt=0, description="How often unvalidated versions are looked for (after restarts)."
+    )
 
     plans_file: Path = Field(
         Path(__file__).resolve().parent.parent / "configs" / "plans.yaml",

@@ -63,15 +63,33 @@ class Database:
             try:
                 yield session
             except AtriumError as exc:
-                await (session.commit() if exc.persist else session.rollback())
-                if exc.persist:
-                    await _run_after_commit(session)
+                if not exc.persist:
+                    await _rollback(session)
+                    raise
+                await _commit(session)
                 raise
             except BaseException:
-                await session.rollback()
+                await _rollback(session)
                 raise
-            await session.commit()
-            await _run_after_commit(session)
+            await _commit(session)
+
+
+async def _commit(session: AsyncSession) -> None:
+    try:
+        await session.commit()
+    except BaseException:
+        await _rollback(session)
+        raise
+    session.info.pop("after_rollback", None)
+    await _run(session, "after_commit")
+
+
+async def _rollback(session: AsyncSession) -> None:
+    session.info.pop("after_commit", None)
+    try:
+        await session.rollback()
+    finally:
+        await _run(session, "after_rollback")
 
 
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
@@ -79,8 +97,14 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(callback)
 
 
-async def _run_after_commit(session: AsyncSession) -> None:
-    for callback in session.info.pop("after_commit", []):
+def after_rollback(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run ``callback`` if the request's transaction is rolled back (or fails to commit):
+    to undo what was done outside the database, such as a stored blob."""
+    session.info.setdefault("after_rollback", []).append(callback)
+
+
+async def _run(session: AsyncSession, hook: str) -> None:
+    for callback in session.info.pop(hook, []):
         result = callback()
         if hasattr(result, "__await__"):
             await result

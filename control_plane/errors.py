@@ -35,6 +35,13 @@ class ValidationFailed(AtriumError):
     status, code, title = 422, "validation_error", "Validation error"
 
 
+class ModelRejected(ValidationFailed):
+    """The uploaded model failed its sandboxed load; the version is discarded (committed)."""
+
+    code, title = "model_rejected", "Model rejected"
+    persist = True
+
+
 class Unauthorized(AtriumError):
     status, code, title = 401, "unauthorized", "Not authenticated"
 
@@ -78,6 +85,14 @@ class Conflict(AtriumError):
 
 class PayloadTooLarge(AtriumError):
     status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class StorageQuotaExceeded(PayloadTooLarge):
+    code, title = "storage_quota_exceeded", "Storage quota exceeded"
+
+
+class UnsupportedMediaType(AtriumError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
 class RateLimited(AtriumError):

@@ -29,6 +29,7 @@ from control_plane.kit.counters import CounterStore, LocalCounters, RedisCounter
 from control_plane.kit.invalidation import Invalidation
 from control_plane.kit.redis import connect
 from control_plane.kit.secret_files import home_secret
+from control_plane.model.validation import Validator
 from control_plane.observability import Metrics
 from control_plane.plan.catalog import Catalog, load_catalog
 from control_plane.quota.backend import LocalQuotaBackend, QuotaBackend, RedisQuotaBackend
@@ -59,6 +60,7 @@ class Services:
     dispatcher: Dispatcher
     artifacts: ArtifactStore
     data_keys: DataKeys
+    validator: Validator
     redis: Redis | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -91,6 +93,8 @@ class Services:
         )
         invalidation.subscribe(quotas.invalidate)
         box = SecretBox(_secret_key(settings))
+        artifacts = _artifacts(settings)
+        data_keys = DataKeys(db, master_key_text(settings))
         return cls(
             settings=settings,
             db=db,
@@ -107,8 +111,9 @@ class Services:
             usage=usage,
             quotas=quotas,
             dispatcher=Dispatcher(db=db, settings=settings, secrets=box, redis=redis),
-            artifacts=_artifacts(settings),
-            data_keys=DataKeys(db, master_key_text(settings)),
+            artifacts=artifacts,
+            data_keys=data_keys,
+            validator=Validator(db=db, artifacts=artifacts, data_keys=data_keys, settings=settings),
             redis=redis,
         )
 
@@ -124,6 +129,7 @@ class Services:
             ),
             asyncio.create_task(self.dispatcher.run_forever(), name="dispatcher"),
             asyncio.create_task(self._close_periods_forever(), name="billing"),
+            asyncio.create_task(self.validator.run_forever(), name="model-validation"),
         ]
 
     async def stop(self) -> None:

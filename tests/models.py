@@ -141,6 +141,33 @@ def savedmodel(directory: Path) -> Made:
     return path, None, direct
 
 
+def broken_onnx(directory: Path) -> Path:
+    """An ONNX graph that loads but fails at run time (a Reshape no input can satisfy)."""
+    from onnx import TensorProto, helper, save
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        "broken",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", FEATURES])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[helper.make_tensor("shape", TensorProto.INT64, [1], [7])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = directory / "broken.onnx"
+    save(model, str(path))
+    return path
+
+
+def zip_slip(directory: Path) -> Path:
+    """A SavedModel zip with an entry that would land outside the extraction folder."""
+    path = directory / "model.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("saved/saved_model.pb", b"")
+        zf.writestr("../../escaped.txt", b"gotcha")
+    return path
+
+
 MAKERS: dict[str, Callable[[Path], Made]] = {
     "sklearn-skops": sklearn,
     "xgboost": xgboost,

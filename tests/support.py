@@ -43,6 +43,8 @@ def make_settings(home: Path, database_url: str, **overrides: Any) -> Settings:
         "webhook_retry_base_seconds": 0.1,
         "webhook_allowed_hosts": ["127.0.0.1", "hooks.example.com"],
         "log_level": "WARNING",
+        "probe_poll_seconds": 0.2,
+        "probe_timeout_seconds": 120,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

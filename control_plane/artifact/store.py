@@ -9,9 +9,12 @@ to a temporary object first and become visible only when complete and within siz
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,10 +72,16 @@ class ArtifactStore:
         return self._path(tenant_id, f"blobs/{sha256[:2]}/{sha256}")
 
     async def put(
-        self, tenant_id: str, data_key: bytes, chunks: AsyncIterator[bytes], *, max_bytes: int
+        self,
+        tenant_id: str,
+        data_key: bytes,
+        chunks: AsyncIterator[bytes],
+        *,
+        max_bytes: int,
+        too_large: Exception | None = None,
     ) -> StoredBlob:
-        """Stream ``chunks`` in encrypted; 413 past ``max_bytes``, 422 when empty. On any
-        failure nothing is left behind."""
+        """Stream ``chunks`` in encrypted; ``too_large`` (default 413) past ``max_bytes``,
+        422 when empty. On any failure nothing is left behind."""
         temp = self._path(tenant_id, f"tmp/{uuid.uuid4().hex}")
         digest, size = hashlib.sha256(), 0
         encryptor = BlobEncryptor(data_key)
@@ -82,7 +91,9 @@ class ArtifactStore:
             async for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
-                    raise PayloadTooLarge(f"the upload exceeds {max_bytes} bytes on this plan")
+                    raise too_large or PayloadTooLarge(
+                        f"the upload exceeds {max_bytes} bytes on this plan"
+                    )
                 digest.update(chunk)
                 await anyio.to_thread.run_sync(out.write, encryptor.update(chunk))
             if size == 0:
@@ -138,6 +149,20 @@ class ArtifactStore:
                 raise CorruptBlob("the blob was altered") from exc
         if digest.hexdigest() != sha256:
             raise CorruptBlob("the blob does not match its sha256")
+
+    @contextmanager
+    def decrypted(
+        self, tenant_id: str, sha256: str, data_key: bytes, *, scratch: Path
+    ) -> Iterator[Path]:
+        """The decrypted, verified content in a private temporary file under ``scratch``,
+        removed on exit (loaders and Arrow need a file they can seek in)."""
+        scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=scratch) as folder:
+            path = Path(folder) / "blob"
+            with path.open("wb") as out:
+                for chunk in self.read(tenant_id, sha256, data_key):
+                    out.write(chunk)
+            yield path
 
     def read_all(self, tenant_id: str, sha256: str, data_key: bytes) -> bytes:
         return b"".join(self.read(tenant_id, sha256, data_key))

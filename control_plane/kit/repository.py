@@ -70,6 +70,17 @@ class TenantRepository(Generic[M]):
         stmt = select(func.count()).select_from(self.select(*where).subquery())
         return int(await self.session.scalar(stmt) or 0)
 
+    async def sum_of(self, column: InstrumentedAttribute[Any], *where: ColumnElement[bool]) -> int:
+        """The sum of ``column`` over the matching rows in scope (0 when none)."""
+        stmt = select(func.coalesce(func.sum(column), 0)).where(*self._scoped(), *where)
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def value(
+        self, column: InstrumentedAttribute[Any] | ColumnElement[Any], *where: ColumnElement[bool]
+    ) -> Any:
+        """One column (or aggregate) of the matching rows in scope (None when none)."""
+        return await self.session.scalar(select(column).where(*self._scoped(), *where).limit(1))
+
     async def page(
         self, params: PageParams, *where: ColumnElement[bool], newest_first: bool = False
     ) -> tuple[Sequence[M], str | None]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from control_plane.artifact.accounting import stored_bytes
 from control_plane.db import Database
 from control_plane.errors import NotFound, QuotaExceeded, RateLimited
 from control_plane.event.service import emit_once
@@ -235,8 +236,10 @@ class Quotas:
                 out.append(QuotaStatus(limit.value, ceiling, held, "concurrent", None))
             elif limit in RATES:
                 out.append(QuotaStatus(limit.value, ceiling, None, "second", None))
-            elif limit is Limit.STORAGE_GB:  # nothing is stored yet (model registry issue)
-                out.append(QuotaStatus(limit.value, ceiling, 0.0, "total", None))
+            elif limit is Limit.STORAGE_GB:
+                async with self._db.sessionmaker() as session:
+                    stored = await stored_bytes(session, tenant_id)
+                out.append(QuotaStatus(limit.value, ceiling, stored / 1e9, "total", None))
             else:
                 out.append(QuotaStatus(limit.value, ceiling, None, "per_request", None))
         return out

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serve_apps.runtime.loaders import FORMATS, LoadedModel, LoaderError, UnsafeArtifact, loader_for
+from serve_apps.runtime.loaders import (
+    FORMATS,
+    UNSAFE,
+    LoadedModel,
+    LoaderError,
+    UnsafeArtifact,
+    loader_for,
+)
 from serve_apps.runtime.signature import InputError, Signature, TensorSpec, sample_inputs
 
 
@@ -21,14 +28,22 @@ def default_device() -> str:
 
 
 def load_model(
-    fmt: str, path: Path, signature: Signature | None = None, *, device: str | None = None
+    fmt: str,
+    path: Path,
+    signature: Signature | None = None,
+    *,
+    device: str | None = None,
+    allow_pickle: bool = False,
 ) -> LoadedModel:
-    """Load an artifact of format ``fmt``; ``signature`` where the format does not carry one."""
-    return loader_for(fmt).load(path, signature, device=device or default_device())
+    """Load an artifact of format ``fmt``; ``signature`` where the format does not carry one.
+    Pickle/joblib files load only with ``allow_pickle`` (they run code from the file)."""
+    loader = loader_for(fmt, allow_pickle=allow_pickle)
+    return loader.load(path, signature, device=device or default_device())
 
 
 __all__ = [
     "FORMATS",
+    "UNSAFE",
     "InputError",
     "LoadedModel",
     "LoaderError",

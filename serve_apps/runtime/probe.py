@@ -32,11 +32,13 @@ def probe(
     *,
     memory_mb: int = 4096,
     timeout_s: float = 120.0,
+    allow_pickle: bool = False,
 ) -> ProbeResult:
     request = {
         "format": fmt,
         "path": str(path),
         "signature": signature.model_dump() if signature else None,
+        "allow_pickle": allow_pickle,
     }
 
     def limit() -> None:  # runs in the child, before Python starts
@@ -83,6 +85,7 @@ def _main() -> None:
             Path(request["path"]),
             Signature.model_validate(given) if given else None,
             device="cpu",
+            allow_pickle=request["allow_pickle"],
         )
         model.predict(sample_inputs(model.signature))
     except (LoaderError, ValueError) as exc:

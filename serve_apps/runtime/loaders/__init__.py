@@ -16,13 +16,24 @@ _REGISTRY = {
     "tf-savedmodel": "serve_apps.runtime.loaders.tensorflow:SavedModelLoader",
 }
 FORMATS = tuple(_REGISTRY)
-REFUSED = {"pickle", "joblib", "pkl", "h5", "pt", "pth"}
+# Formats whose files describe their own inputs (kept here so that callers need not import
+# the framework to ask; a test checks it against each loader's ``carries_signature``).
+SELF_DESCRIBING = frozenset({"onnx", "torch-export", "keras", "tf-savedmodel"})
+# Loading these runs code from the file: refused unless the operator allows it.
+UNSAFE = {
+    "pickle": "serve_apps.runtime.loaders.sklearn:PickleLoader",
+    "joblib": "serve_apps.runtime.loaders.sklearn:PickleLoader",
+}
+REFUSED = {"pkl", "h5", "pt", "pth"}
 
 
-def loader_for(fmt: str) -> Loader:
-    if fmt in REFUSED:
-        raise UnsafeArtifact(f"'{fmt}' can run arbitrary code when loaded and is refused")
-    target = _REGISTRY.get(fmt)
+def loader_for(fmt: str, *, allow_pickle: bool = False) -> Loader:
+    if fmt in REFUSED or (fmt in UNSAFE and not allow_pickle):
+        raise UnsafeArtifact(
+            f"'{fmt}' files can run arbitrary code when loaded and are refused; save the model"
+            f" as {', '.join(FORMATS)} instead"
+        )
+    target = _REGISTRY.get(fmt) or (UNSAFE.get(fmt) if allow_pickle else None)
     if target is None:
         raise LoaderError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
     module, _, name = target.partition(":")
@@ -30,4 +41,13 @@ def loader_for(fmt: str) -> Loader:
     return loader
 
 
-__all__ = ["FORMATS", "LoadedModel", "Loader", "LoaderError", "UnsafeArtifact", "loader_for"]
+__all__ = [
+    "FORMATS",
+    "SELF_DESCRIBING",
+    "UNSAFE",
+    "LoadedModel",
+    "Loader",
+    "LoaderError",
+    "UnsafeArtifact",
+    "loader_for",
+]

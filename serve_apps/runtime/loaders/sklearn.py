@@ -62,3 +62,20 @@ class SkopsLoader(Loader):
         except Exception as exc:
             raise LoaderError(f"the skops file does not load: {exc}") from exc
         return SklearnModel(estimator, signature)
+
+
+class PickleLoader(Loader):
+    """Pickle or joblib files: loading them runs whatever code they hold, so the
+    registry accepts them only when the operator allows it (ATRIUM_ALLOW_PICKLE)."""
+
+    format = "pickle"
+
+    def load(self, path: Path, signature: Signature | None, *, device: str) -> LoadedModel:
+        import joblib  # understands plain pickles as well as joblib's own files
+
+        signature = require(signature, self.format)
+        try:
+            estimator = joblib.load(path)
+        except Exception as exc:
+            raise LoaderError(f"the pickle does not load: {exc}") from exc
+        return SklearnModel(estimator, signature)

@@ -91,14 +91,14 @@ class SavedModelLoader(Loader):
     carries_signature = True
 
     def load(self, path: Path, signature: Signature | None, *, device: str) -> LoadedModel:
-        import tensorflow as tf
-
         with tempfile.TemporaryDirectory(prefix="atrium-savedmodel-") as workdir:
             root = Path(workdir)
             safe_extract(path, root)
             found = [p.parent for p in root.rglob("saved_model.pb")]
             if len(found) != 1:
                 raise LoaderError("the zip must hold exactly one SavedModel (saved_model.pb)")
+            import tensorflow as tf  # only once the archive is known to be safe (slow import)
+
             try:  # variables are restored into memory here; the files can go afterwards
                 return SavedModel(tf.saved_model.load(str(found[0])))
             except Exception as exc:

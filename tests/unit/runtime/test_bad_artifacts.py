@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from serve_apps.runtime import InputError, LoaderError, UnsafeArtifact, load_model
-from tests.models import MATRIX, X, onnx, sklearn, xgboost
+from tests.models import MATRIX, X, broken_onnx, onnx, sklearn, xgboost, zip_slip
 
 
 def test_pickles_are_refused_even_when_named_skops(tmp_path: Path) -> None:
@@ -56,30 +56,14 @@ def test_truncated_and_empty_files(tmp_path: Path, maker: object) -> None:
 
 
 def test_zip_slip_savedmodel_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    path = tmp_path / "model.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("saved/saved_model.pb", b"")
-        zf.writestr("../../escaped.txt", b"gotcha")
+    path = zip_slip(tmp_path)
     with pytest.raises(UnsafeArtifact, match="escapes"):
         load_model("tf-savedmodel", path, None, device="cpu")
     assert not (tmp_path.parent / "escaped.txt").exists()
 
 
 def test_onnx_graph_that_fails_at_run_time(tmp_path: Path) -> None:
-    from onnx import TensorProto, helper, save
-
-    graph = helper.make_graph(  # Reshape to a size the input can never have
-        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
-        "broken",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        initializer=[helper.make_tensor("shape", TensorProto.INT64, [1], [7])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path / "broken.onnx"
-    save(model, str(path))
-    loaded = load_model("onnx", path, device="cpu")
+    loaded = load_model("onnx", broken_onnx(tmp_path), device="cpu")
     with pytest.raises(LoaderError, match="run time"):
         loaded.predict({"x": X[:2]})
 

@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serve_apps.runtime import FORMATS, load_model, sample_inputs
+from serve_apps.runtime import (
+    FORMATS,
+    Signature,
+    TensorSpec,
+    UnsafeArtifact,
+    load_model,
+    sample_inputs,
+)
+from serve_apps.runtime.loaders import SELF_DESCRIBING, loader_for
 from tests.models import MAKERS, X
 
 HEAVY = {"keras", "tf-savedmodel"}  # TensorFlow's import alone takes seconds
@@ -31,3 +39,21 @@ def test_runtime_predicts_like_the_framework(fmt: str, tmp_path: Path) -> None:
 
 def test_every_format_has_a_maker() -> None:
     assert set(MAKERS) == set(FORMATS)
+
+
+def test_the_self_describing_list_matches_the_loaders() -> None:
+    described = {fmt for fmt in FORMATS if loader_for(fmt).carries_signature}
+    assert described == SELF_DESCRIBING
+
+
+def test_pickle_loads_only_when_the_operator_allows_it(tmp_path: Path) -> None:
+    import joblib
+    from sklearn.linear_model import LinearRegression
+
+    path = tmp_path / "model.joblib"
+    joblib.dump(LinearRegression().fit(X, X[:, 0]), path)
+    signature = Signature(inputs=[TensorSpec(name="x", dtype="float32", shape=[-1, 4])])
+    with pytest.raises(UnsafeArtifact, match="refused"):
+        load_model("pickle", path, signature, device="cpu")
+    model = load_model("joblib", path, signature, device="cpu", allow_pickle=True)
+    np.testing.assert_allclose(model.predict({"x": X[:3]})["predictions"], X[:3, 0], rtol=1e-4)
