@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 from sqlalchemy import text
 
 from serve_apps.runtime import Signature
