@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from control_plane.models import Base
+from tests.api.registry import new_model, upload
 from tests.api.world import Api, World, close_a_period_with_an_invoice
+from tests.models import onnx
 
 # Routes only platform admins may call answer 403 to anyone else, whatever the object, so
 # they confirm nothing; every other route answers 404 as if the object did not exist.
@@ -27,7 +31,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/users/{user_id}"): {"email": "pwned@globex.example.com", "role": "viewer"},
     ("PUT", "/api/v1/tenants/{tenant_id}/plan"): {"plan": "enterprise"},
     ("PUT", "/api/v1/tenants/{tenant_id}/limits"): {"limits": {"api_rps": 1}},
+    ("PATCH", "/api/v1/models/{model_id}"): {"name": "pwned"},
+    ("PUT", "/api/v1/models/{model_id}/aliases/{alias}"): {"version": 1},
 }
+# ids that do not exist, valid in form (a version is a number, an alias a slug)
+GHOSTS = {"version": "999999", "alias": "ghost"}
 
 
 def _targets(world: World) -> dict[str, str]:
@@ -38,9 +46,21 @@ def _targets(world: World) -> dict[str, str]:
     webhook = api.created(
         "/api/v1/webhooks",
         owner,
-        {"url": "https://hooks.example.com/x", "events": ["model.created"]},
+        {"url": "https://hooks.example.com/x", "events": ["job.failed"]},
+    )
+    model = new_model(api, owner)
+    with tempfile.TemporaryDirectory() as folder:
+        artifact = onnx(Path(folder))[0]
+        assert upload(api, owner, model["id"], artifact, "onnx", wait=True).status_code == 201
+    api.call("PUT", f"/api/v1/models/{model['id']}/aliases/champion", owner, json={"version": 1})
+    dataset = api.post(
+        "/api/v1/datasets", owner, files={"file": ("d.csv", b"a,b\n1,2\n")}, data={"name": "d"}
     )
     return {
+        "model_id": model["id"],
+        "version": "1",
+        "alias": "champion",
+        "dataset_id": dataset.json()["id"],
         "tenant_id": world.acme.id,
         "user_id": world.acme["developer"].id,
         "key_id": acme_key["id"],
@@ -92,7 +112,10 @@ def test_another_tenant_sees_nothing_and_changes_nothing(world: World, credentia
         response = api.call(method, template.format(**targets), caller, json=body)
         # exactly as if the object did not exist
         ghost = api.call(
-            method, template.format(**dict.fromkeys(names, "x_nothing")), caller, json=body
+            method,
+            template.format(**{n: GHOSTS.get(n, "x_nothing") for n in names}),
+            caller,
+            json=body,
         )
         label = f"{method} {template}: {response.status_code}"
         assert response.status_code == ghost.status_code, label
