@@ -8,6 +8,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from control_plane.cli_registry import datasets_app, models_app
 from control_plane.config import Settings
 from control_plane.migrate import upgrade
 
@@ -22,6 +23,8 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
 app.add_typer(billing_app, name="billing")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(models_app, name="models")
+app.add_typer(datasets_app, name="datasets")
 console = Console(stderr=True)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli_api import ATRIUM, _env
+from tests.e2e.conftest import ATRIUM, _env
 
 pytestmark = pytest.mark.e2e
 

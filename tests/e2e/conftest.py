@@ -1,0 +1,65 @@
+"""A real `atrium api` process on a free port, and the CLI next to it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import ADMIN_EMAIL, PASSWORD
+
+ATRIUM = str(Path(sys.executable).parent / "atrium")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATRIUM_")}
+    env.update(
+        ATRIUM_HOME=str(home),
+        ATRIUM_BOOTSTRAP_ADMIN_EMAIL=ADMIN_EMAIL,
+        ATRIUM_BOOTSTRAP_ADMIN_PASSWORD=PASSWORD,
+        ATRIUM_ARGON2_TIME_COST="2",
+        ATRIUM_ARGON2_MEMORY_KIB="19456",
+        ATRIUM_ARGON2_PARALLELISM="1",
+    )
+    return env
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [ATRIUM, "api", "--port", str(port)],
+        env=_env(tmp_path / "home"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail(f"atrium api did not become ready:\n{proc.communicate()[0]}")
+    yield base, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
