@@ -13,11 +13,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-ml: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[ml]'
 	touch $@ $(VENV)/.installed
 
-run: $(VENV)/.installed
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed $(VENV)/.installed-ml
+
+# the ml extra (torch, TensorFlow) lets the registry validate every model format
+run: $(VENV)/.installed-ml
 	$(BIN)/atrium up
 
 lint: $(VENV)/.installed-test

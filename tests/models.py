@@ -177,3 +177,22 @@ MAKERS: dict[str, Callable[[Path], Made]] = {
     "keras": keras,
     "tf-savedmodel": savedmodel,
 }
+
+
+def write_samples(directory: Path) -> None:
+    """One tiny model per format (in a folder each), the signature the formats without
+    one need, and a broken ONNX file: ``python -m tests.models DIR`` (README walkthrough)."""
+    for fmt, make in MAKERS.items():
+        folder = directory / fmt
+        folder.mkdir(parents=True, exist_ok=True)
+        path, _, _ = make(folder)
+        print(f"{fmt:14} {path}")
+    (directory / "signature.json").write_text(MATRIX.model_dump_json())
+    print(f"{'signature':14} {directory / 'signature.json'}")
+    print(f"{'broken onnx':14} {broken_onnx(directory)}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    write_samples(Path(sys.argv[1] if len(sys.argv) > 1 else "sample-models"))

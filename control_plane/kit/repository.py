@@ -81,6 +81,16 @@ class TenantRepository(Generic[M]):
         """One column (or aggregate) of the matching rows in scope (None when none)."""
         return await self.session.scalar(select(column).where(*self._scoped(), *where).limit(1))
 
+    async def max_by(
+        self,
+        key: InstrumentedAttribute[Any],
+        value: InstrumentedAttribute[Any],
+        *where: ColumnElement[bool],
+    ) -> dict[Any, Any]:
+        """The largest ``value`` per ``key`` over the matching rows in scope."""
+        stmt = select(key, func.max(value)).where(*self._scoped(), *where).group_by(key)
+        return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
+
     async def page(
         self, params: PageParams, *where: ColumnElement[bool], newest_first: bool = False
     ) -> tuple[Sequence[M], str | None]:

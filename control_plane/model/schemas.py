@@ -43,7 +43,7 @@ class ModelRead(ReadSchema):
     created_by: str
     created_at: datetime
     updated_at: datetime
-    latest_version: int | None = Field(description="The highest version number uploaded.")
+    latest_version: int | None = Field(description="The highest version number it has.")
     aliases: dict[str, int] = Field(description="Alias → version number.")
 
 

@@ -122,8 +122,10 @@ async def read(session: AsyncSession, models: Sequence[Model]) -> list[ModelRead
     if not models:
         return []
     tenant_id = models[0].tenant_id
-    aliases = await AliasRepository(session, tenant_id).all(
-        ModelAlias.model_id.in_([m.id for m in models])
+    ids = [m.id for m in models]
+    aliases = await AliasRepository(session, tenant_id).all(ModelAlias.model_id.in_(ids))
+    latest = await VersionRepository(session, tenant_id).max_by(
+        ModelVersion.model_id, ModelVersion.version, ModelVersion.model_id.in_(ids)
     )
     by_model: dict[str, dict[str, int]] = {}
     for alias in aliases:
@@ -132,7 +134,7 @@ async def read(session: AsyncSession, models: Sequence[Model]) -> list[ModelRead
         ModelRead.model_validate(
             {
                 **{f: getattr(m, f) for f in ModelRead.model_fields if hasattr(m, f)},
-                "latest_version": m.next_version - 1 or None,
+                "latest_version": latest.get(m.id),
                 "aliases": by_model.get(m.id, {}),
             }
         )

@@ -58,7 +58,11 @@ def probe(
         )
     except subprocess.TimeoutExpired:
         return ProbeResult(False, error=f"loading took longer than {timeout_s:g}s")
-    return _result(done, memory_mb)
+    result = _result(done, memory_mb)
+    if result.error:  # the message is for the uploader: no server paths in it
+        scrubbed = result.error.replace(str(path), "the artifact").strip()
+        return ProbeResult(False, error=scrubbed)
+    return result
 
 
 def _result(done: subprocess.CompletedProcess[str], memory_mb: int) -> ProbeResult:
@@ -90,6 +94,10 @@ def _main() -> None:
         model.predict(sample_inputs(model.signature))
     except (LoaderError, ValueError) as exc:
         print(json.dumps({"ok": False, "error": str(exc)}))
+        return
+    except ImportError as exc:
+        missing = f"this server cannot load {request['format']} models: {exc} (install atrium[ml])"
+        print(json.dumps({"ok": False, "error": missing}))
         return
     print(json.dumps({"ok": True, "signature": model.signature.model_dump()}))
 

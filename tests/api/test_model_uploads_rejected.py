@@ -35,6 +35,8 @@ def _rejected(
     )
     body = problem(response, 422, "model_rejected")
     assert_nothing_left(world.api, world.acme.id)
+    token = world.acme["developer"].token
+    assert world.api.get(f"/api/v1/models/{model['id']}", token).json()["latest_version"] is None
     detail: str = body["detail"]
     return detail
 

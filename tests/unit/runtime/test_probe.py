@@ -33,3 +33,11 @@ def test_time_and_memory_limits_hold(tmp_path: Path) -> None:
     assert not starved.ok
     assert starved.error is not None
     assert "64 MB" in starved.error or "crashed" in starved.error
+
+
+def test_the_message_names_no_server_path(tmp_path: Path) -> None:
+    path = tmp_path / "blob"
+    path.write_bytes(b"\x08\x07 not protobuf at all")
+    result = probe("onnx", path)
+    assert result.error is not None and "the artifact" in result.error
+    assert str(tmp_path) not in result.error
