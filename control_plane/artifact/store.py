@@ -152,13 +152,14 @@ class ArtifactStore:
 
     @contextmanager
     def decrypted(
-        self, tenant_id: str, sha256: str, data_key: bytes, *, scratch: Path
+        self, tenant_id: str, sha256: str, data_key: bytes, *, scratch: Path, suffix: str = ""
     ) -> Iterator[Path]:
-        """The decrypted, verified content in a private temporary file under ``scratch``,
-        removed on exit (loaders and Arrow need a file they can seek in)."""
+        """The decrypted, verified content in a private temporary file under ``scratch``
+        (named ``blob<suffix>``), removed on exit: loaders and Arrow need a file they can
+        seek in, Ray Data one with the right extension."""
         scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=scratch) as folder:
-            path = Path(folder) / "blob"
+            path = Path(folder) / f"blob{suffix}"
             with path.open("wb") as out:
                 for chunk in self.read(tenant_id, sha256, data_key):
                     out.write(chunk)
