@@ -39,6 +39,8 @@ class OnnxModel(LoadedModel):
             values = self._session.run(self._outputs, inputs)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise LoaderError(f"the ONNX graph failed at run time: {exc}") from exc
+        if len(values) == 1:
+            return {self._outputs[0]: values[0]}
         return dict(zip(self._outputs, values, strict=True))
 
 
