@@ -161,3 +161,22 @@ def test_not_multipart_or_no_file(world: World, model: dict[str, Any]) -> None:
     no_file = api.post(url, token, files={"other": ("x", b"1")}, data={"format": "onnx"})
     assert "'file'" in problem(no_file, 422)["detail"]
     assert_nothing_left(api, world.acme.id)
+
+
+def test_an_upload_cut_off_midway_leaves_nothing(
+    world: World, model: dict[str, Any], tmp_path: Path
+) -> None:
+    data = onnx(tmp_path)[0].read_bytes()
+    body = (
+        b'--b0undary\r\nContent-Disposition: form-data; name="format"\r\n\r\nonnx\r\n'
+        b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="m.onnx"\r\n\r\n'
+        + data[:100]  # the connection ends here: no rest of the file, no closing boundary
+    )
+    response = world.api.post(
+        f"/api/v1/models/{model['id']}/versions",
+        world.acme["developer"].token,
+        content=body,
+        headers={"content-type": "multipart/form-data; boundary=b0undary"},
+    )
+    assert "ended before its closing boundary" in problem(response, 400, "bad_request")["detail"]
+    assert_nothing_left(world.api, world.acme.id)

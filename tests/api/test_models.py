@@ -142,3 +142,18 @@ def test_stored_bytes_show_in_the_storage_quota(world: World, tmp_path: Path) ->
     upload(api, token, model["id"], path, "onnx", wait=True)
     quotas = {q["name"]: q for q in api.get("/api/v1/quotas", token).json()["items"]}
     assert quotas["storage_gb"]["used"] == pytest.approx(path.stat().st_size / 1e9)
+
+
+def test_registry_changes_are_events(world: World, tmp_path: Path) -> None:
+    api, token = world.api, world.acme["owner"].token
+    model = new_model(api, token)
+    upload(api, token, model["id"], onnx(tmp_path)[0], "onnx", wait=True)
+    upload(api, token, model["id"], broken_onnx(tmp_path), "onnx")
+    validated(api, token, model["id"], 2)
+    events = api.get("/api/v1/events", token, params={"limit": 200}).json()["items"]
+    seen = [(e["type"], e["data"].get("version")) for e in events if e["type"].startswith("model")]
+    assert seen == [
+        ("model.created", None),
+        ("model_version.ready", 1),
+        ("model_version.failed", 2),
+    ]
