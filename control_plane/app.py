@@ -16,6 +16,8 @@ from control_plane.billing.endpoints import router as billing_router
 from control_plane.bootstrap import ensure_platform_admin
 from control_plane.config import Settings
 from control_plane.dataset.endpoints import router as dataset_router
+from control_plane.deployment.endpoints import router as deployment_router
+from control_plane.deployment.internal import router as internal_router
 from control_plane.event.endpoints import router as event_router
 from control_plane.kit import problems
 from control_plane.model.endpoints import router as model_router
@@ -44,6 +46,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     billing_router,
     model_router,
     dataset_router,
+    deployment_router,
+    internal_router,
 )
 
 

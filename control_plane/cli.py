@@ -70,8 +70,27 @@ def up(
     host: str | None = typer.Option(None, help="Bind address (default ATRIUM_API_HOST)."),
     port: int | None = typer.Option(None, help="Port (default ATRIUM_API_PORT)."),
 ) -> None:
-    """Start Atrium locally in the foreground: migrations, then the control plane."""
-    _serve(_settings(), host, port)
+    """Start Atrium locally in the foreground: a Ray head (unless ATRIUM_RAY_ADDRESS names
+    a cluster), then the control plane, whose reconciler deploys the Serve applications.
+    Ctrl-C stops all of it."""
+    settings = _settings()
+    if port is not None:
+        settings = settings.model_copy(update={"api_port": port})
+    if settings.cluster_url is not None:
+        _serve(settings, host, None)
+        return
+    from cluster import local
+    from control_plane.services import ray_token
+
+    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    head = local.start(token=ray_token(settings), dashboard_port=settings.ray_dashboard_port)
+    console.print(f"Ray dashboard (loopback only, token in {settings.home_dir / 'ray.token'}):")
+    console.print(f"  {head.dashboard_url}")
+    console.print(f"Inference: {settings.serve_url}   Control plane: {settings.control_url}")
+    try:
+        _serve(settings.model_copy(update={"ray_dashboard_url": head.dashboard_url}), host, None)
+    finally:
+        local.stop()
 
 
 @app.command()

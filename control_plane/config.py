@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     api_port: int = Field(8080, ge=0, le=65535, description="Control plane port.")
     serve_port: int = Field(8000, ge=0, le=65535, description="Ray Serve HTTP port.")
     ray_address: str | None = Field(
-        None, description="Join this Ray cluster instead of a local head."
+        None,
+        description="Join this Ray cluster instead of starting a local head: its dashboard "
+        "URL (http://HOST:8265), where the Serve REST API is.",
     )
     bootstrap_admin_email: str | None = Field(
         None, description="Platform admin made on first start."
@@ -89,6 +91,34 @@ class Settings(BaseSettings):
         description="Base64 of 32 bytes wrapping tenants' data keys. Generated under ATRIUM_HOME "
         "when unset (local only); required in production.",
     )
+    serve_host: str = Field("127.0.0.1", description="Address Ray Serve's HTTP proxy binds.")
+    public_serve_url: str | None = Field(
+        None, description="Where users send inference (default http://127.0.0.1:SERVE_PORT)."
+    )
+    internal_control_url: str | None = Field(
+        None,
+        description="How Serve replicas reach the control plane (artifacts, signing keys); "
+        "default http://127.0.0.1:API_PORT.",
+    )
+    internal_token: SecretStr | None = Field(
+        None,
+        description="Serve replicas present it to the internal routes; generated under "
+        "ATRIUM_HOME when unset.",
+    )
+    ray_dashboard_url: str | None = Field(
+        None, description="Set by `atrium up` for the head it starts (else ATRIUM_RAY_ADDRESS)."
+    )
+    ray_dashboard_port: int = Field(8265, ge=0, le=65535, description="Local head's dashboard.")
+    ray_auth_token: SecretStr | None = Field(None, description="Ray's auth token, if enabled.")
+    reconcile_seconds: float = Field(2.0, gt=0, description="Reconciler period.")
+    gateway_replicas: int = Field(1, ge=1, description="Inference gateway replicas.")
+    shared_replicas: int = Field(1, ge=1, description="Replicas of the shared model runtime.")
+    shared_max_queued_requests: int = Field(
+        200, ge=1, description="Requests the shared runtime queues before answering 503."
+    )
+    inference_max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Larger inference requests: 413."
+    )
     allow_pickle: bool = Field(
         False,
         description="Accept pickle/joblib model files. Loading one runs any code it holds: "
@@ -136,6 +166,19 @@ class Settings(BaseSettings):
     billing_check_seconds: float = Field(
         3600.0, gt=0, description="How often the scheduler closes finished billing periods."
     )
+
+    @property
+    def cluster_url(self) -> str | None:
+        """Ray's dashboard, where the control plane applies Serve configs (None: no cluster)."""
+        return self.ray_dashboard_url or self.ray_address
+
+    @property
+    def serve_url(self) -> str:
+        return (self.public_serve_url or f"http://127.0.0.1:{self.serve_port}").rstrip("/")
+
+    @property
+    def control_url(self) -> str:
+        return (self.internal_control_url or f"http://127.0.0.1:{self.api_port}").rstrip("/")
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

@@ -71,6 +71,12 @@ class Forbidden(AtriumError):
     status, code, title = 403, "forbidden", "Forbidden"
 
 
+class PlanLimitExceeded(Forbidden):
+    """A count the plan caps (deployments, dedicated replicas) would be exceeded."""
+
+    code, title = "quota_exceeded", "Quota exceeded"
+
+
 class TenantSuspended(Forbidden):
     code, title = "tenant_suspended", "Tenant suspended"
 

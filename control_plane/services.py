@@ -13,6 +13,7 @@ from datetime import timedelta
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cluster.rest import RayRest
 from control_plane.artifact.keys import DataKeys, master_key_text
 from control_plane.artifact.store import ArtifactStore, filesystem
 from control_plane.auth.authenticator import Authenticator
@@ -24,6 +25,7 @@ from control_plane.auth.totp import SecretBox
 from control_plane.billing.service import close_period
 from control_plane.config import Settings
 from control_plane.db import Database, after_commit
+from control_plane.deployment.reconciler import Reconciler
 from control_plane.kit.clock import utcnow
 from control_plane.kit.counters import CounterStore, LocalCounters, RedisCounters
 from control_plane.kit.invalidation import Invalidation
@@ -61,6 +63,9 @@ class Services:
     artifacts: ArtifactStore
     data_keys: DataKeys
     validator: Validator
+    cluster: RayRest
+    reconciler: Reconciler
+    internal_token: str
     redis: Redis | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -95,6 +100,10 @@ class Services:
         box = SecretBox(_secret_key(settings))
         artifacts = _artifacts(settings)
         data_keys = DataKeys(db, master_key_text(settings))
+        cluster = RayRest(settings.cluster_url, ray_token(settings))
+        internal_token = home_secret(
+            settings.internal_token, settings.home_dir / "internal.key", _new_token
+        )
         return cls(
             settings=settings,
             db=db,
@@ -114,6 +123,11 @@ class Services:
             artifacts=artifacts,
             data_keys=data_keys,
             validator=Validator(db=db, artifacts=artifacts, data_keys=data_keys, settings=settings),
+            cluster=cluster,
+            reconciler=Reconciler(
+                db=db, settings=settings, cluster=cluster, internal_token=internal_token
+            ),
+            internal_token=internal_token,
             redis=redis,
         )
 
@@ -131,6 +145,10 @@ class Services:
             asyncio.create_task(self._close_periods_forever(), name="billing"),
             asyncio.create_task(self.validator.run_forever(), name="model-validation"),
         ]
+        if self.cluster.configured:
+            self._tasks.append(
+                asyncio.create_task(self.reconciler.run_forever(), name="reconciler")
+            )
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -141,6 +159,7 @@ class Services:
         await self.authenticator.flush_key_usage()
         await self.usage.flush()
         await self.dispatcher.close()
+        await self.cluster.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.dispose()
@@ -186,6 +205,15 @@ def _keyring(settings: Settings) -> KeyRing:
     keyring = KeyRing(settings.home_dir / "keys", configured_pem=pem)
     keyring.ensure()
     return keyring
+
+
+def ray_token(settings: Settings) -> str:
+    """Ray's auth token: configured, or (for the local head) generated in ATRIUM_HOME."""
+    return home_secret(settings.ray_auth_token, settings.home_dir / "ray.token", _new_token)
+
+
+def _new_token() -> str:
+    return secrets.token_hex(32)
 
 
 def _secret_key(settings: Settings) -> str:

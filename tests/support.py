@@ -44,6 +44,9 @@ def make_settings(home: Path, database_url: str, **overrides: Any) -> Settings:
         "webhook_allowed_hosts": ["127.0.0.1", "hooks.example.com"],
         "log_level": "WARNING",
         "probe_poll_seconds": 0.2,
+        # a cluster address where nothing listens: deployments are accepted and stay
+        # pending (the reconciler retries); tests with a real cluster are in integration/
+        "ray_dashboard_url": "http://127.0.0.1:9",
         "probe_timeout_seconds": 120,
     }
     values.update(overrides)

@@ -18,7 +18,7 @@ from datetime import datetime
 from control_plane.api_key.repository import ApiKeyRepository
 from control_plane.auth.permissions import Role
 from control_plane.auth.principal import Principal
-from control_plane.auth.tokens import AccessTokens, InvalidToken, hash_secret
+from control_plane.auth.tokens import InvalidToken, TokenVerifier, hash_secret
 from control_plane.db import Database
 from control_plane.errors import TenantSuspended, Unauthorized
 from control_plane.kit.clock import utcnow
@@ -38,7 +38,7 @@ class _Entry:
 
 
 class Authenticator:
-    def __init__(self, db: Database, tokens: AccessTokens, *, ttl_s: float) -> None:
+    def __init__(self, db: Database, tokens: TokenVerifier, *, ttl_s: float) -> None:
         self._db = db
         self._tokens = tokens
         self._ttl = ttl_s

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from control_plane.auth.keyring import KeyRing
 from control_plane.config import Settings
@@ -30,13 +32,77 @@ class InvalidToken(Exception):
     """The token is not one of ours, or no longer valid."""
 
 
-class AccessTokens:
-    """Signs and verifies access tokens; verified tokens are cached until they expire."""
+class TokenVerifier:
+    """Verifies access tokens by public key (``key_of(kid)``); verified tokens are cached
+    until they expire. The control plane and the inference gateway both use it."""
+
+    def __init__(
+        self,
+        key_of: Callable[[str], Ed25519PublicKey | None],
+        *,
+        issuer: str,
+        audience: str,
+        leeway_s: float,
+    ) -> None:
+        self._key_of = key_of
+        self._issuer, self._audience, self._leeway = issuer, audience, leeway_s
+        self._verified: dict[str, AccessClaims] = {}
+
+    def verify(self, token: str) -> AccessClaims:
+        cached = self._verified.get(token)
+        if cached is not None and cached.exp + self._leeway > time.time():
+            return cached
+        claims = self._decode(token)
+        if len(self._verified) >= _CACHE_MAX:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    def _decode(self, token: str) -> AccessClaims:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("malformed token") from exc
+        if header.get("alg") != ALGORITHM:
+            raise InvalidToken("unexpected algorithm")
+        kid = header.get("kid")
+        key = self._key_of(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken("unknown signing key")
+        try:
+            payload: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        if payload.get("typ") != "access":
+            raise InvalidToken("not an access token")
+        return AccessClaims(
+            sub=payload["sub"],
+            tid=payload.get("tid"),
+            sid=payload.get("sid"),
+            exp=float(payload["exp"]),
+        )
+
+
+class AccessTokens(TokenVerifier):
+    """Signs access tokens with the keyring's current key; verifies them as above."""
 
     def __init__(self, settings: Settings, keyring: KeyRing) -> None:
+        super().__init__(
+            keyring.verification_key,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            leeway_s=settings.jwt_leeway_seconds,
+        )
         self._settings = settings
         self._keyring = keyring
-        self._verified: dict[str, AccessClaims] = {}
 
     def issue(self, *, user_id: str, tenant_id: str | None, role: str, session_id: str) -> str:
         key = self._keyring.signing_key()
@@ -55,48 +121,6 @@ class AccessTokens:
             "sid": session_id,
         }
         return jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid})
-
-    def verify(self, token: str) -> AccessClaims:
-        cached = self._verified.get(token)
-        if cached is not None and cached.exp + self._settings.jwt_leeway_seconds > time.time():
-            return cached
-        claims = self._decode(token)
-        if len(self._verified) >= _CACHE_MAX:
-            self._verified.clear()
-        self._verified[token] = claims
-        return claims
-
-    def _decode(self, token: str) -> AccessClaims:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise InvalidToken("malformed token") from exc
-        if header.get("alg") != ALGORITHM:
-            raise InvalidToken("unexpected algorithm")
-        kid = header.get("kid")
-        key = self._keyring.verification_key(kid) if isinstance(kid, str) else None
-        if key is None:
-            raise InvalidToken("unknown signing key")
-        try:
-            payload: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[ALGORITHM],
-                audience=self._settings.jwt_audience,
-                issuer=self._settings.jwt_issuer,
-                leeway=self._settings.jwt_leeway_seconds,
-                options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]},
-            )
-        except jwt.PyJWTError as exc:
-            raise InvalidToken(str(exc)) from exc
-        if payload.get("typ") != "access":
-            raise InvalidToken("not an access token")
-        return AccessClaims(
-            sub=payload["sub"],
-            tid=payload.get("tid"),
-            sid=payload.get("sid"),
-            exp=float(payload["exp"]),
-        )
 
 
 def new_refresh_token() -> tuple[str, str]:

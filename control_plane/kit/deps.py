@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -62,3 +63,19 @@ def Public() -> Any:
 
     public.required_action = None  # type: ignore[attr-defined]
     return Depends(public)
+
+
+def Internal() -> Any:
+    """Marks a route for Atrium's own Serve replicas: they present the internal token
+    (a secret of the deployment, never given to tenants)."""
+
+    async def internal(request: Request) -> None:
+        services = get_services(request)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.encode(), services.internal_token.encode()
+        ):
+            raise Forbidden("this route is for Atrium's own services")
+
+    internal.required_action = "internal"  # type: ignore[attr-defined]
+    return Depends(internal)

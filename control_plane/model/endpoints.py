@@ -136,6 +136,7 @@ async def delete_version(
 
 @router.put("/{model_id}/aliases/{alias}", response_model=AliasRead)
 async def set_alias(
+    services: ServicesDep,
     session: SessionDep,
     me: Writer,
     model_id: str,
@@ -143,7 +144,7 @@ async def set_alias(
     body: AliasSet,
 ) -> AliasRead:
     """Point an alias (`champion`, `challenger`, any slug) at a ready version."""
-    return await service.set_alias(session, me, model_id, alias, body.version)
+    return await service.set_alias(services, session, me, model_id, alias, body.version)
 
 
 @router.delete("/{model_id}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)

@@ -11,6 +11,8 @@ from control_plane.artifact.accounting import purge
 from control_plane.audit.service import record
 from control_plane.auth.principal import Principal
 from control_plane.db import after_commit
+from control_plane.deployment.repository import DeploymentRepository
+from control_plane.deployment.targets import uses_alias, uses_version
 from control_plane.errors import Conflict, NotFound
 from control_plane.event.service import emit
 from control_plane.kit.ids import new_id
@@ -89,7 +91,7 @@ async def delete(
     """Delete a model with its versions and aliases; blobs are purged once that commits."""
     model = await get(session, principal, model_id)
     versions = await VersionRepository(session, model.tenant_id).of_model(model.id)
-    await refuse_if_deployed(session, model.tenant_id, versions)
+    await refuse_if_deployed(session, model.tenant_id, model.id)
     shas = [v.sha256 for v in versions]
     await ModelRepository(session, model.tenant_id).delete(model)  # versions, aliases cascade
     record(
@@ -110,11 +112,16 @@ async def delete(
 
 
 async def refuse_if_deployed(
-    session: AsyncSession, tenant_id: str, versions: Sequence[ModelVersion]
+    session: AsyncSession, tenant_id: str, model_id: str, numbers: set[int] | None = None
 ) -> None:
-    """409 when a deployment serves one of ``versions``. Deployments arrive with the
-    serving issue; until then no version is deployed, and aliases are checked by callers."""
-    del session, tenant_id, versions
+    """409 when a deployment serves the model (``numbers`` None) or one of those versions
+    by number (versions an alias names are kept by the alias)."""
+    deployments = await DeploymentRepository(session, tenant_id).of_model(model_id)
+    using = [d.name for d in deployments if numbers is None or uses_version(d.traffic, numbers)]
+    if using:
+        raise Conflict(
+            f"still served by deployment(s) {', '.join(using)}; delete or change them first"
+        )
 
 
 async def read(session: AsyncSession, models: Sequence[Model]) -> list[ModelRead]:
@@ -143,7 +150,12 @@ async def read(session: AsyncSession, models: Sequence[Model]) -> list[ModelRead
 
 
 async def set_alias(
-    session: AsyncSession, principal: Principal, model_id: str, alias: str, number: int
+    services: Services,
+    session: AsyncSession,
+    principal: Principal,
+    model_id: str,
+    alias: str,
+    number: int,
 ) -> AliasRead:
     """Point ``alias`` at a ready version (creating the alias or moving it)."""
     model = await get(session, principal, model_id)
@@ -178,6 +190,7 @@ async def set_alias(
         target=("model", model.id),
         details={"alias": alias, "version": number, "previous": previous},
     )
+    after_commit(session, services.reconciler.wake)  # deployments that serve the alias roll
     return AliasRead(model_id=model.id, alias=alias, version=number)
 
 
@@ -189,6 +202,7 @@ async def delete_alias(
     row = await repo.named(model.id, alias)
     if row is None:
         raise NotFound(f"model {model.name} has no alias '{alias}'")
+    await _alias_unused(session, model, alias)
     await repo.delete(row)
     record(
         session,
@@ -198,6 +212,13 @@ async def delete_alias(
         target=("model", model.id),
         details={"alias": alias, "version": row.version},
     )
+
+
+async def _alias_unused(session: AsyncSession, model: Model, alias: str) -> None:
+    deployments = await DeploymentRepository(session, model.tenant_id).of_model(model.id)
+    using = [d.name for d in deployments if uses_alias(d.traffic, alias)]
+    if using:
+        raise Conflict(f"alias '{alias}' is served by deployment(s) {', '.join(using)}")
 
 
 async def _name_free(repo: ModelRepository, name: str) -> None:

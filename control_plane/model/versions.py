@@ -129,7 +129,7 @@ async def delete(
     if pointing:
         names = ", ".join(a.alias for a in pointing)
         raise Conflict(f"version {number} is the target of alias(es) {names}; move them first")
-    await models.refuse_if_deployed(session, model.tenant_id, [version])
+    await models.refuse_if_deployed(session, model.tenant_id, model.id, {number})
     await VersionRepository(session, model.tenant_id).delete(version)
     record(
         session,

@@ -6,7 +6,7 @@ from control_plane.models.base import Base
 from control_plane.models.event import Event, OutboxPending, Webhook, WebhookDelivery
 from control_plane.models.invoice import Invoice
 from control_plane.models.refresh_token import RefreshToken
-from control_plane.models.registry import Dataset, Model, ModelAlias, ModelVersion
+from control_plane.models.registry import Dataset, Deployment, Model, ModelAlias, ModelVersion
 from control_plane.models.subscription import Subscription
 from control_plane.models.tenant import Tenant
 from control_plane.models.tenant_key import TenantKey
@@ -18,6 +18,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Dataset",
+    "Deployment",
     "Event",
     "Invoice",
     "Model",

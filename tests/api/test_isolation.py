@@ -22,6 +22,9 @@ ADMIN_ONLY = {
     ("DELETE", "/api/v1/tenants/{tenant_id}"),
     ("PUT", "/api/v1/tenants/{tenant_id}/plan"),
     ("PUT", "/api/v1/tenants/{tenant_id}/limits"),
+    # only Atrium's own replicas (internal token) may call these
+    ("GET", "/internal/v1/model-versions/{version_id}"),
+    ("GET", "/internal/v1/model-versions/{version_id}/artifact"),
 }
 # written by background work (batched key use, the outbox relay), not by requests
 BACKGROUND_COLUMNS = {"last_used_at"}
@@ -33,6 +36,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/tenants/{tenant_id}/limits"): {"limits": {"api_rps": 1}},
     ("PATCH", "/api/v1/models/{model_id}"): {"name": "pwned"},
     ("PUT", "/api/v1/models/{model_id}/aliases/{alias}"): {"version": 1},
+    ("PATCH", "/api/v1/deployments/{deployment_id}"): {"version": 1},
 }
 # ids that do not exist, valid in form (a version is a number, an alias a slug)
 GHOSTS = {"version": "999999", "alias": "ghost"}
@@ -51,12 +55,16 @@ def _targets(world: World) -> dict[str, str]:
     model = new_model(api, owner)
     with tempfile.TemporaryDirectory() as folder:
         artifact = onnx(Path(folder))[0]
-        assert upload(api, owner, model["id"], artifact, "onnx", wait=True).status_code == 201
+        version = upload(api, owner, model["id"], artifact, "onnx", wait=True).json()
     api.call("PUT", f"/api/v1/models/{model['id']}/aliases/champion", owner, json={"version": 1})
     dataset = api.post(
         "/api/v1/datasets", owner, files={"file": ("d.csv", b"a,b\n1,2\n")}, data={"name": "d"}
     )
+    body = {"name": "churn", "model_id": model["id"], "version": 1}
+    deployment = api.post("/api/v1/deployments", owner, json=body).json()
     return {
+        "deployment_id": deployment["id"],
+        "version_id": version["id"],
         "model_id": model["id"],
         "version": "1",
         "alias": "champion",

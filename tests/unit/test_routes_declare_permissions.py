@@ -34,6 +34,11 @@ def test_every_route_declares_one_action(tmp_path: Any) -> None:
         f"{sorted(r.methods or ())} {r.path_format}": _declared(r.dependant) for r in routes
     }
     assert {k: v for k, v in undeclared.items() if len(v) != 1} == {}
+    internal = {k for k, v in undeclared.items() if v == ["internal"]}
+    assert internal == {
+        "['GET'] /internal/v1/model-versions/{version_id}",
+        "['GET'] /internal/v1/model-versions/{version_id}/artifact",
+    }
     public = {k for k, v in undeclared.items() if v == [None]}
     assert public == {
         "['GET'] /healthz",

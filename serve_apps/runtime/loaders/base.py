@@ -27,9 +27,13 @@ class LoadedModel(ABC):
     _checker: InputChecker | None = None
 
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.predict_checked(self.check(inputs))
+
+    def check(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The inputs in signature order and dtype, or InputError naming the input."""
         if self._checker is None:
             self._checker = InputChecker(self.signature)
-        return self.predict_checked(self._checker(inputs))
+        return self._checker(inputs)
 
     @abstractmethod
     def predict_checked(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

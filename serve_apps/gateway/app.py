@@ -1,0 +1,242 @@
+"""The ingress of every inference request (Serve's HTTP port).
+
+Authenticates the caller, applies the tenant's rate limit, resolves the deployment
+name inside the caller's tenant, checks the tensors against the version's signature,
+charges the monthly prediction quota (which meters usage), calls the model's
+application through a Serve handle, and answers with ``RateLimit-*`` headers.
+Routes: Open Inference Protocol v2 (``/v2/...``, tritonclient-compatible) and KServe
+v1 (``/v1/models/{name}:predict``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import uuid
+from typing import Any
+
+import numpy as np
+from ray import serve
+from ray.serve.exceptions import BackPressureError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from control_plane.auth.permissions import Action
+from control_plane.errors import AtriumError
+from control_plane.plan.catalog import Limit
+from serve_apps.gateway import protocol
+from serve_apps.gateway.config import GatewayConfig, Route, RouteTarget, RoutingTable
+from serve_apps.gateway.identity import Identity
+from serve_apps.runtime.signature import InputChecker, InputError, Signature
+
+log = logging.getLogger("atrium.gateway")
+_V2 = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/infer|/ready)?$")
+_V1 = re.compile(r"^/v1/models/([^/:]+):predict$")
+
+
+class Problem(Exception):
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.headers = status, code, detail, headers or {}
+
+
+class Gateway:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._config = GatewayConfig.model_validate(config)
+        self._identity = Identity(self._config)
+        self._table = RoutingTable()
+        self._checkers: dict[str, InputChecker] = {}
+        self._handles: dict[str, Any] = {}
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """A new routing table from the reconciler (no restart, requests keep flowing)."""
+        self._table = RoutingTable.model_validate(user_config)
+        self._checkers.clear()
+
+    async def __call__(self, request: Request) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        self._identity.start()
+        headers: dict[str, str] = {}  # Serve's proxy adds x-request-id itself
+        try:
+            return await self._handle(request, request_id, headers)
+        except Problem as known:
+            return _problem(known, request, request_id, headers)
+        except AtriumError as exc:
+            refused = Problem(exc.status, exc.code, exc.detail, exc.headers)
+            return _problem(refused, request, request_id, headers)
+        except protocol.ProtocolError as exc:
+            return _problem(Problem(400, "bad_request", str(exc)), request, request_id, headers)
+        except Exception:
+            log.exception("inference request %s failed", request_id)
+            failed = Problem(500, "internal_error", "the model failed on this request")
+            return _problem(failed, request, request_id, headers)
+
+    async def _handle(self, request: Request, request_id: str, headers: dict[str, str]) -> Response:
+        path = request.url.path
+        if path in ("/v2/health/live", "/v2/health/ready", "/v2"):
+            return Response(status_code=200, headers=headers)
+        v2, v1 = _V2.match(path), _V1.match(path)
+        if v2 is None and v1 is None:
+            raise Problem(404, "not_found", f"no inference route {path}")
+        principal = await self._identity.authenticator.authenticate(
+            request.headers.get("authorization")
+        )
+        if principal.tenant_id is None:
+            raise Problem(403, "forbidden", "inference belongs to tenants")
+        if not principal.can(Action.INFERENCE):
+            raise Problem(403, "forbidden", "this credential lacks the 'inference' scope")
+        tenant_id = principal.tenant_id
+        headers.update(
+            await self._identity.quotas.rate(
+                tenant_id,
+                Limit.INFERENCE_RPS,
+                key_id=principal.api_key_id,
+                key_rps=principal.key_rps,
+            )
+        )
+        name = (v2 or v1).group(1)  # type: ignore[union-attr]
+        route = self._table.routes.get(RoutingTable.key(tenant_id, name))
+        if route is None:
+            raise Problem(404, "not_found", f"no deployment named '{name}'")
+        pinned = (v2.group(2) if v2 else None) or _pin(request)
+        target = _target(route, pinned)
+        if v2 is not None and v2.group(3) != "/infer":
+            return self._describe(route, target, v2.group(3) == "/ready", headers, request)
+        if request.method != "POST":
+            raise Problem(405, "method_not_allowed", "inference takes POST")
+        body = await self._body(request)
+        signature = Signature.model_validate(target.signature)
+        if v2 is not None:
+            parsed = protocol.parse_v2(body, request.headers.get(protocol.HEADER_LENGTH))
+            inputs = parsed.inputs
+        else:
+            inputs = protocol.parse_v1(body, signature)
+        checked = self._check(target, signature, inputs)
+        outputs = await self._predict(route, target, tenant_id, checked, request_id)
+        if v2 is not None:
+            content, extra = protocol.v2_response(
+                model_name=name, model_version=str(target.version), request=parsed, outputs=outputs
+            )
+            return Response(content, headers={**headers, **extra})
+        return Response(
+            protocol.v1_response(outputs), headers={**headers, "content-type": "application/json"}
+        )
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self._config.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise Problem(413, "payload_too_large", f"the request exceeds {limit} bytes")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise Problem(413, "payload_too_large", f"the request exceeds {limit} bytes")
+        return body
+
+    def _check(
+        self, target: RouteTarget, signature: Signature, inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        checker = self._checkers.get(target.version_id)
+        if checker is None:
+            checker = self._checkers[target.version_id] = InputChecker(signature)
+        try:
+            return checker(inputs)
+        except InputError as exc:
+            raise Problem(422, "validation_error", str(exc)) from None
+
+    async def _predict(
+        self,
+        route: Route,
+        target: RouteTarget,
+        tenant_id: str,
+        inputs: dict[str, np.ndarray],
+        request_id: str,
+    ) -> dict[str, np.ndarray]:
+        rows = len(next(iter(inputs.values()))) if inputs else 0
+        await self._identity.quotas.charge(
+            tenant_id,
+            Limit.MONTHLY_PREDICTIONS,
+            max(rows, 1),
+            source_id=request_id,
+            dimensions={"deployment": route.name, "version": target.version},
+        )
+        handle = self._handle_of(route.app).options(multiplexed_model_id=target.version_id)
+        try:
+            result: dict[str, np.ndarray] = await handle.predict.remote(
+                tenant_id, inputs, route.max_batch_size, route.batch_wait_ms
+            )
+        except BackPressureError:
+            raise Problem(
+                503, "overloaded", "the deployment's queue is full", {"Retry-After": "1"}
+            ) from None
+        except InputError as exc:
+            raise Problem(422, "validation_error", str(exc)) from None
+        return result
+
+    def _handle_of(self, app: str) -> Any:
+        handle = self._handles.get(app)
+        if handle is None:
+            handle = self._handles[app] = serve.get_app_handle(app)
+        return handle
+
+    def _describe(
+        self,
+        route: Route,
+        target: RouteTarget,
+        ready_only: bool,
+        headers: dict[str, str],
+        request: Request,
+    ) -> Response:
+        if ready_only:
+            return Response(status_code=200, headers=headers)
+        signature = Signature.model_validate(target.signature)
+        versions = [str(t.version) for t in route.targets]
+        body = protocol.model_metadata(route.name, versions, signature)
+        return Response(json.dumps(body), headers={**headers, "content-type": "application/json"})
+
+
+def _pin(request: Request) -> str | None:
+    return request.query_params.get("version") or request.headers.get("x-atrium-model-version")
+
+
+def _target(route: Route, pinned: str | None) -> RouteTarget:
+    if pinned is not None:
+        for target in route.targets:
+            if str(target.version) == pinned or target.alias == pinned:
+                return target
+        served = ", ".join(str(t.version) for t in route.targets)
+        raise Problem(404, "not_found", f"version {pinned} is not served here (serving {served})")
+    live = [t for t in route.targets if t.weight > 0]
+    if not live:
+        raise Problem(503, "not_ready", "the deployment serves no version right now")
+    if len(live) == 1:
+        return live[0]
+    return random.choices(live, weights=[t.weight for t in live])[0]  # noqa: S311
+
+
+def _problem(
+    problem: Problem, request: Request, request_id: str, headers: dict[str, str]
+) -> Response:
+    body = {
+        "type": f"urn:atrium:problem:{problem.code}",
+        "title": problem.code.replace("_", " ").capitalize(),
+        "status": problem.status,
+        "detail": problem.detail,
+        "code": problem.code,
+        "instance": request.url.path,
+        "request_id": request_id,
+    }
+    return Response(
+        json.dumps(body),
+        status_code=problem.status,
+        headers={**headers, **problem.headers, "content-type": "application/problem+json"},
+    )
+
+
+def build(config: dict[str, Any]) -> Any:
+    """``import_path: serve_apps.gateway.app:build``."""
+    deployment: Any = serve.deployment(Gateway)
+    return deployment.bind(config)

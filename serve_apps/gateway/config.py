@@ -1,0 +1,48 @@
+"""What the gateway is given: its settings (Serve ``args``) and the routing table the
+reconciler renders from the database (Serve ``user_config``, updated in place)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class GatewayConfig(BaseModel):
+    database_url: str = Field(description="API keys, users, tenants and the usage ledger.")
+    redis_url: str | None = Field(None, description="Shared rate limits, quotas, invalidation.")
+    redis_namespace: str = "atrium"
+    plans_file: str
+    jwks_url: str = Field(description="The control plane's public signing keys.")
+    jwt_issuer: str
+    jwt_audience: str
+    jwt_leeway_s: float = 10
+    auth_cache_ttl_s: float = 30
+    quota_dedupe_s: int = 3600
+    max_body_bytes: int = Field(16 * 1024 * 1024, description="Larger requests: 413.")
+    usage_flush_s: float = 2.0
+
+
+class RouteTarget(BaseModel):
+    version_id: str
+    version: int
+    weight: int
+    alias: str | None = None
+    signature: dict[str, object]
+
+
+class Route(BaseModel):
+    deployment_id: str
+    tenant_id: str
+    name: str
+    app: str = Field(description="The Serve application that holds its models.")
+    targets: list[RouteTarget]
+    max_batch_size: int
+    batch_wait_ms: float
+
+
+class RoutingTable(BaseModel):
+    generation: int = 0
+    routes: dict[str, Route] = Field(default_factory=dict, description="'tenant/name' -> route")
+
+    @staticmethod
+    def key(tenant_id: str, name: str) -> str:
+        return f"{tenant_id}/{name}"

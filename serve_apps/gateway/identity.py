@@ -1,0 +1,124 @@
+"""Who is calling, and what they may spend: the control plane's own authenticator and
+quota service, built here from the gateway's config (no control-plane settings).
+
+API keys are looked up by hash in the database (cached briefly); access tokens are
+verified by the control plane's public keys (JWKS, fetched again for an unknown key
+id); with Redis, revocations and plan changes reach the caches at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from control_plane.auth.authenticator import Authenticator
+from control_plane.auth.tokens import TokenVerifier
+from control_plane.db import Database
+from control_plane.kit.invalidation import Invalidation
+from control_plane.kit.redis import connect
+from control_plane.plan.catalog import load_catalog
+from control_plane.quota.backend import LocalQuotaBackend, QuotaBackend, RedisQuotaBackend
+from control_plane.quota.service import Quotas
+from control_plane.usage.recorder import UsageRecorder
+from serve_apps.gateway.config import GatewayConfig
+
+log = logging.getLogger(__name__)
+_REFETCH_S = 5.0
+
+
+class Jwks:
+    """The control plane's public keys by ``kid``; refetched (at most every few
+    seconds) when a token names a key not seen yet, so rotation needs no restart."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._fetched = 0.0
+
+    def key_of(self, kid: str) -> Ed25519PublicKey | None:
+        if kid not in self._keys and time.monotonic() - self._fetched > _REFETCH_S:
+            self._fetch()
+        return self._keys.get(kid)
+
+    def _fetch(self) -> None:
+        self._fetched = time.monotonic()
+        try:
+            document = httpx.get(self._url, timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            log.warning("could not fetch the signing keys from %s", self._url)
+            return
+        keys = {}
+        for jwk in document.get("keys", []):
+            key = jwt.PyJWK(jwk).key
+            if isinstance(key, Ed25519PublicKey) and "kid" in jwk:
+                keys[jwk["kid"]] = key
+        self._keys = keys
+
+
+class Identity:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.db = Database(config.database_url)
+        self._redis = connect(config.redis_url) if config.redis_url else None
+        verifier = TokenVerifier(
+            Jwks(config.jwks_url).key_of,
+            issuer=config.jwt_issuer,
+            audience=config.jwt_audience,
+            leeway_s=config.jwt_leeway_s,
+        )
+        self.authenticator = Authenticator(self.db, verifier, ttl_s=config.auth_cache_ttl_s)
+        self.usage = UsageRecorder(self.db)
+        backend: QuotaBackend = (
+            RedisQuotaBackend(self._redis, namespace=config.redis_namespace)
+            if self._redis is not None
+            else LocalQuotaBackend()
+        )
+        self.quotas = Quotas(
+            db=self.db,
+            backend=backend,
+            catalog=load_catalog(Path(config.plans_file)),
+            recorder=self.usage,
+            cache_ttl_s=config.auth_cache_ttl_s,
+            dedupe_ttl_s=config.quota_dedupe_s,
+        )
+        self._invalidation = Invalidation(
+            self._redis, channel=f"{config.redis_namespace}:invalidate"
+        )
+        self._invalidation.subscribe(self.authenticator.invalidate)
+        self._invalidation.subscribe(self.quotas.invalidate)
+        self._flush_s = config.usage_flush_s
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def start(self) -> None:
+        """Background work, started from the replica's event loop on first use."""
+        if self._tasks:
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._invalidation.listen()),
+            loop.create_task(self._flush_forever()),
+        ]
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_s)
+            try:
+                await self.usage.flush()
+                await self.authenticator.flush_key_usage()
+            except Exception:
+                log.exception("flushing usage failed; will retry")
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.usage.flush()
+        await self.db.dispose()
