@@ -159,6 +159,25 @@ def broken_onnx(directory: Path) -> Path:
     return path
 
 
+def two_rows_only_onnx(directory: Path) -> Path:
+    """An ONNX graph that passes validation (its sample has two rows) and raises at
+    predict time for any other batch size: a model that fails on some requests."""
+    from onnx import TensorProto, helper, save
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        "picky",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", FEATURES])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", FEATURES])],
+        initializer=[helper.make_tensor("shape", TensorProto.INT64, [2], [2, FEATURES])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = directory / "picky.onnx"
+    save(model, str(path))
+    return path
+
+
 def zip_slip(directory: Path) -> Path:
     """A SavedModel zip with an entry that would land outside the extraction folder."""
     path = directory / "model.zip"

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration.platform import Platform
+
 
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
@@ -21,3 +23,15 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """One `atrium up` for the session (its own Ray head, Serve on a free port)."""
+    running = Platform(
+        tmp_path_factory.mktemp("platform") / "home",
+        extra_env={"ATRIUM_INFERENCE_MAX_BODY_BYTES": str(256 * 1024)},
+    )
+    running.start()
+    yield running
+    running.stop()
