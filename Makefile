@@ -44,6 +44,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/quota_check.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/model_load.py
+	$(BIN)/python bench/serving_overhead.py
+	$(BIN)/python bench/batching.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

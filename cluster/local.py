@@ -17,10 +17,20 @@ class LocalRay:
     gcs_address: str
 
 
-def start(*, token: str, num_cpus: int | None = None, dashboard_port: int = 8265) -> LocalRay:
-    # before Ray is imported: its token loader reads the environment once
+def start(
+    *,
+    token: str,
+    num_cpus: int | None = None,
+    dashboard_port: int = 8265,
+    high_throughput: bool = False,
+) -> LocalRay:
+    # before Ray is imported: its token loader reads the environment once; Ray's own
+    # processes inherit these
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ["RAY_AUTH_TOKEN"] = token
+    if high_throughput:  # HAProxy instead of the Python proxy, replicas' main loop, gRPC
+        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
+        os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
     import ray
 
     context: Any = ray.init(

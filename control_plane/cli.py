@@ -83,7 +83,11 @@ def up(
     from control_plane.services import ray_token
 
     settings.home_dir.mkdir(parents=True, exist_ok=True)
-    head = local.start(token=ray_token(settings), dashboard_port=settings.ray_dashboard_port)
+    head = local.start(
+        token=ray_token(settings),
+        dashboard_port=settings.ray_dashboard_port,
+        high_throughput=settings.serve_high_throughput,
+    )
     console.print(f"Ray dashboard (loopback only, token in {settings.home_dir / 'ray.token'}):")
     console.print(f"  {head.dashboard_url}")
     console.print(f"Inference: {settings.serve_url}   Control plane: {settings.control_url}")

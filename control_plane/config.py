@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     )
     ray_dashboard_port: int = Field(8265, ge=0, le=65535, description="Local head's dashboard.")
     ray_auth_token: SecretStr | None = Field(None, description="Ray's auth token, if enabled.")
+    serve_high_throughput: bool = Field(
+        False,
+        description="Start the local Ray head with Serve's HAProxy ingress and throughput-"
+        "optimized mode (RAY_SERVE_ENABLE_HA_PROXY, RAY_SERVE_THROUGHPUT_OPTIMIZED).",
+    )
     reconcile_seconds: float = Field(2.0, gt=0, description="Reconciler period.")
     gateway_replicas: int = Field(1, ge=1, description="Inference gateway replicas.")
     shared_replicas: int = Field(1, ge=1, description="Replicas of the shared model runtime.")

@@ -1,0 +1,97 @@
+"""Dynamic batching through the platform: the same ONNX MLP deployed twice, with
+batches of up to 64 rows and with batching off (max_batch_size 1), single-row v2
+requests at concurrency 64. The MLP is big enough that one single-row prediction takes
+milliseconds on this CPU (its weights do not fit in cache). Printed last: throughput
+ratio batched / unbatched (target >= 4) and both p99s (batched must be no worse).
+
+    python bench/batching.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.serving_common import line, running
+
+WIDTH, HIDDEN, LAYERS = 512, 3072, 3
+
+
+def mlp(directory: Path) -> Path:
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    rng = np.random.default_rng(0)
+    nodes, inits, current = [], [], "x"
+    sizes = [WIDTH] + [HIDDEN] * LAYERS + [8]
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        weights = (rng.normal(size=(n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
+        inits.append(numpy_helper.from_array(weights, f"w{i}"))
+        nodes.append(helper.make_node("MatMul", [current, f"w{i}"], [f"h{i}"]))
+        current = f"h{i}"
+        if i < LAYERS:
+            nodes.append(helper.make_node("Relu", [current], [f"r{i}"]))
+            current = f"r{i}"
+    nodes.append(helper.make_node("Identity", [current], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", WIDTH])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = directory / "mlp.onnx"
+    save(model, str(path))
+    return path
+
+
+def single_row_ms(path: Path) -> float:
+    from serve_apps.runtime import load_model
+
+    model = load_model("onnx", path, device="cpu")
+    row = {"x": np.zeros((1, WIDTH), np.float32)}
+    model.predict(row)
+    started, n = time.perf_counter(), 50
+    for _ in range(n):
+        model.predict(row)
+    return (time.perf_counter() - started) / n * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="atrium-bench-batching-"))
+    path = mlp(work)
+    row = np.random.default_rng(1).normal(size=WIDTH).astype(np.float32).tolist()
+    body = json.dumps(
+        {"inputs": [{"name": "x", "shape": [1, WIDTH], "datatype": "FP32", "data": row}]}
+    ).encode()
+    with running(work / "home") as stack:
+        common = {"mode": "dedicated", "resources": {"num_cpus": 0.5}}
+        stack.deploy("batched", path, "onnx", batching={"max_batch_size": 64,
+                     "batch_wait_timeout_ms": 2}, **common)  # fmt: skip
+        stack.deploy("unbatched", path, "onnx", batching={"max_batch_size": 1,
+                     "batch_wait_timeout_ms": 0}, **common)  # fmt: skip
+        unbatched = stack.measure("unbatched", body, seconds=args.seconds, concurrency=64)
+        batched = stack.measure("batched", body, seconds=args.seconds, concurrency=64)
+    print(f"one single-row prediction in process: {single_row_ms(path):.1f} ms")
+    print(line("unbatched (max_batch_size 1)", unbatched))
+    print(line("batched (max_batch_size 64)", batched))
+    print(
+        f"batched / unbatched throughput = {batched.rps / unbatched.rps:.1f}x (target >= 4);"
+        f" p99 {batched.percentile(99) * 1000:.0f} ms vs {unbatched.percentile(99) * 1000:.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
