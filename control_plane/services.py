@@ -104,6 +104,10 @@ class Services:
         internal_token = home_secret(
             settings.internal_token, settings.home_dir / "internal.key", _new_token
         )
+        reconciler = Reconciler(
+            db=db, settings=settings, cluster=cluster, internal_token=internal_token
+        )
+        invalidation.subscribe(reconciler.identity_changed)
         return cls(
             settings=settings,
             db=db,
@@ -124,9 +128,7 @@ class Services:
             data_keys=data_keys,
             validator=Validator(db=db, artifacts=artifacts, data_keys=data_keys, settings=settings),
             cluster=cluster,
-            reconciler=Reconciler(
-                db=db, settings=settings, cluster=cluster, internal_token=internal_token
-            ),
+            reconciler=reconciler,
             internal_token=internal_token,
             redis=redis,
         )

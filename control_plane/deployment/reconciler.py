@@ -46,10 +46,18 @@ class Reconciler:
         self._token = internal_token
         self._wake = asyncio.Event()
         self._applied: str | None = None
+        self._auth_epoch = 0
         self.last_error: str | None = None
 
     def wake(self) -> None:
         self._wake.set()
+
+    def identity_changed(self, _topic: str = "*") -> None:
+        """A key was revoked, a user or tenant changed, a plan moved: the gateway's caches
+        must forget at once. With Redis it hears it directly; without, the new epoch in
+        its routing table tells it (one in-place config update)."""
+        self._auth_epoch += 1
+        self.wake()
 
     async def run_forever(self) -> None:
         failures = 0
@@ -78,6 +86,7 @@ class Reconciler:
             wanted,
             internal_token=self._token,
             control_url=self._settings.control_url,
+            auth_epoch=self._auth_epoch,
         )
         digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
         apps = await self._cluster.applications()

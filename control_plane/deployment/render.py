@@ -34,7 +34,12 @@ def app_of(deployment: Deployment) -> str:
 
 
 def render(
-    settings: Settings, wanted: list[Desired], *, internal_token: str, control_url: str
+    settings: Settings,
+    wanted: list[Desired],
+    *,
+    internal_token: str,
+    control_url: str,
+    auth_epoch: int = 0,
 ) -> dict[str, Any]:
     runtime_args = {
         "control_url": control_url,
@@ -42,7 +47,7 @@ def render(
         "allow_pickle": settings.allow_pickle,
     }
     apps = [
-        _gateway(settings, wanted),
+        _gateway(settings, wanted, auth_epoch),
         _server(SHARED_APP, runtime_args, _shared_options(settings)),
     ]
     apps += [
@@ -56,7 +61,7 @@ def render(
     }
 
 
-def routing_table(wanted: list[Desired]) -> dict[str, Any]:
+def routing_table(wanted: list[Desired], auth_epoch: int = 0) -> dict[str, Any]:
     routes = {}
     for item in wanted:
         d = item.deployment
@@ -78,10 +83,10 @@ def routing_table(wanted: list[Desired]) -> dict[str, Any]:
             "max_batch_size": d.batching["max_batch_size"],
             "batch_wait_ms": d.batching["batch_wait_timeout_ms"],
         }
-    return {"routes": routes}
+    return {"routes": routes, "auth_epoch": auth_epoch}
 
 
-def _gateway(settings: Settings, wanted: list[Desired]) -> dict[str, Any]:
+def _gateway(settings: Settings, wanted: list[Desired], auth_epoch: int) -> dict[str, Any]:
     args = {
         "database_url": settings.resolved_database_url,
         "redis_url": settings.redis_url,
@@ -106,7 +111,7 @@ def _gateway(settings: Settings, wanted: list[Desired]) -> dict[str, Any]:
                 "name": "Gateway",
                 "num_replicas": settings.gateway_replicas,
                 "max_ongoing_requests": 256,
-                "user_config": routing_table(wanted),
+                "user_config": routing_table(wanted, auth_epoch),
                 "ray_actor_options": {"num_cpus": 0},
             }
         ],

@@ -256,6 +256,16 @@ class Dispatcher:
             and hook.consecutive_failures >= self._settings.webhook_disable_after_failures
         ):
             hook.enabled, hook.disabled_at = False, now
+            # what it still had queued will not be sent: say so now, not when it falls due
+            await DeliveryRepository(session, PLATFORM).update_where(
+                (WebhookDelivery.webhook_id == hook.id)
+                & (WebhookDelivery.status == "pending")
+                & (WebhookDelivery.id != delivery.id),
+                status="failed",
+                last_error="webhook disabled",
+            )
+            if delivery.status == "pending":
+                delivery.status = "failed"
             emit(
                 session,
                 tenant_id=hook.tenant_id,
@@ -274,7 +284,13 @@ class Dispatcher:
 
 
 def _wants(hook: Webhook, event: Event) -> bool:
-    return hook.tenant_id == event.tenant_id and ("*" in hook.events or event.type in hook.events)
+    """Events of the hook's tenant and types, that happened after it was registered (a
+    relay running behind must not hand a new webhook what came before it)."""
+    return (
+        hook.tenant_id == event.tenant_id
+        and ("*" in hook.events or event.type in hook.events)
+        and event.created_at >= hook.created_at
+    )
 
 
 def _delivery(event: Event, hook: Webhook) -> dict[str, Any]:

@@ -52,7 +52,11 @@ class Gateway:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """A new routing table from the reconciler (no restart, requests keep flowing)."""
-        self._table = RoutingTable.model_validate(user_config)
+        table = RoutingTable.model_validate(user_config)
+        if table.auth_epoch != self._table.auth_epoch:
+            self._identity.authenticator.invalidate()
+            self._identity.quotas.invalidate()
+        self._table = table
         self._checkers.clear()
 
     async def __call__(self, request: Request) -> Response:

@@ -40,7 +40,7 @@ class Route(BaseModel):
 
 
 class RoutingTable(BaseModel):
-    generation: int = 0
+    auth_epoch: int = Field(0, description="Changes when cached identities must be dropped.")
     routes: dict[str, Route] = Field(default_factory=dict, description="'tenant/name' -> route")
 
     @staticmethod

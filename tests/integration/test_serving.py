@@ -211,6 +211,18 @@ def test_usage_is_metered_and_deleting_frees_the_slot(acme: Tenant, platform: Pl
         time.sleep(0.5)
 
 
+def test_a_revoked_key_stops_working_at_once(acme: Tenant, platform: Platform) -> None:
+    owner = Client(platform, acme.owner)
+    key = owner("POST", "/api-keys", json={"name": "short-lived", "scopes": ["inference"]})
+    headers = {"Authorization": f"Bearer {key['key']}"}
+    assert acme.infer("churn", X[:1], headers=headers).status_code == 200  # cached now
+    owner("DELETE", f"/api-keys/{key['id']}")
+    deadline = time.monotonic() + 5  # well inside the 30 s cache lifetime
+    while acme.infer("churn", X[:1], headers=headers).status_code != 401:
+        assert time.monotonic() < deadline, "the gateway kept accepting a revoked key"
+        time.sleep(0.2)
+
+
 def test_after_a_restart_everything_serves_again(acme: Tenant, platform: Platform) -> None:
     before = {d["name"] for d in acme.api("GET", "/deployments")["items"]}
     platform.stop()
