@@ -48,6 +48,7 @@ class Gateway:
         self._identity = Identity(self._config)
         self._table = RoutingTable()
         self._checkers: dict[str, InputChecker] = {}
+        self._signatures: dict[str, Signature] = {}
         self._handles: dict[str, Any] = {}
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
@@ -58,6 +59,7 @@ class Gateway:
             self._identity.quotas.invalidate()
         self._table = table
         self._checkers.clear()
+        self._signatures.clear()
 
     async def __call__(self, request: Request) -> Response:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
@@ -111,7 +113,7 @@ class Gateway:
         if request.method != "POST":
             raise Problem(405, "method_not_allowed", "inference takes POST")
         body = await self._body(request)
-        signature = Signature.model_validate(target.signature)
+        signature = self._signature(target)
         if v2 is not None:
             parsed = protocol.parse_v2(body, request.headers.get(protocol.HEADER_LENGTH))
             inputs = parsed.inputs
@@ -140,6 +142,13 @@ class Gateway:
                 raise Problem(413, "payload_too_large", f"the request exceeds {limit} bytes")
         return body
 
+    def _signature(self, target: RouteTarget) -> Signature:
+        signature = self._signatures.get(target.version_id)
+        if signature is None:
+            signature = Signature.model_validate(target.signature)
+            self._signatures[target.version_id] = signature
+        return signature
+
     def _check(
         self, target: RouteTarget, signature: Signature, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
@@ -166,6 +175,7 @@ class Gateway:
             max(rows, 1),
             source_id=request_id,
             dimensions={"deployment": route.name, "version": target.version},
+            hot=True,
         )
         handle = self._handle_of(route.app).options(multiplexed_model_id=target.version_id)
         try:
@@ -196,7 +206,7 @@ class Gateway:
     ) -> Response:
         if ready_only:
             return Response(status_code=200, headers=headers)
-        signature = Signature.model_validate(target.signature)
+        signature = self._signature(target)
         versions = [str(t.version) for t in route.targets]
         body = protocol.model_metadata(route.name, versions, signature)
         return Response(json.dumps(body), headers={**headers, "content-type": "application/json"})

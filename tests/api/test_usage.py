@@ -105,3 +105,40 @@ def test_reports_from_several_writers_are_counted_once(world: World) -> None:
         return int(count or 0)
 
     assert run_async(api, run) == 300
+
+
+def test_hot_usage_is_summed_into_one_row_per_flush(world: World) -> None:
+    """The gateway adds a prediction per request; the ledger gets sums, and a flush
+    that failed and is retried stores them once."""
+    api = world.api
+
+    async def run() -> list[tuple[float, str]]:
+        db = Database(api.services.db.url)
+        recorder = UsageRecorder(db)
+        for _ in range(500):
+            recorder.add(
+                tenant_id=world.acme.id,
+                metric="predictions",
+                quantity=2,
+                unit="predictions",
+                dimensions={"deployment": "churn"},
+            )
+        recorder.add(tenant_id=world.acme.id, metric="predictions", quantity=1, unit="predictions")
+        recorder._drain_sums()  # as a flush that then failed would have left them
+        first = list(recorder._buffer)
+        await recorder.flush()
+        recorder._buffer = first  # the retry of that flush
+        await recorder.flush()
+        async with db.sessionmaker() as session:
+            rows = await session.execute(
+                select(UsageRecord.quantity, UsageRecord.source_id).where(
+                    UsageRecord.tenant_id == world.acme.id
+                )
+            )
+            found = sorted((float(q), s) for q, s in rows.all())
+        await db.dispose()
+        return found
+
+    rows = run_async(api, run)
+    assert [q for q, _ in rows] == [1.0, 1000.0]
+    assert all(source.startswith("sum:") for _, source in rows)
