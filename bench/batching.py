@@ -1,6 +1,7 @@
 """Dynamic batching through the platform: the same ONNX MLP deployed twice, with
 batches of up to 64 rows and with batching off (max_batch_size 1), single-row v2
-requests at concurrency 64. The MLP is big enough that one single-row prediction takes
+requests (binary tensors, as tritonclient sends them) at concurrency 64, with Serve's
+HAProxy ingress. The MLP is big enough that one single-row prediction takes
 milliseconds on this CPU (its weights do not fit in cache). Printed last: throughput
 ratio batched / unbatched (target >= 4) and both p99s (batched must be no worse).
 
@@ -72,18 +73,33 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="atrium-bench-batching-"))
     path = mlp(work)
-    row = np.random.default_rng(1).normal(size=WIDTH).astype(np.float32).tolist()
-    body = json.dumps(
-        {"inputs": [{"name": "x", "shape": [1, WIDTH], "datatype": "FP32", "data": row}]}
+    # the binary tensor extension, as tritonclient sends it: a JSON header, then raw bytes
+    row = np.random.default_rng(1).normal(size=(1, WIDTH)).astype(np.float32).tobytes()
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [1, WIDTH],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": len(row)},
+                }
+            ]
+        }
     ).encode()
-    with running(work / "home") as stack:
+    body, extra = header + row, {"Inference-Header-Content-Length": str(len(header))}
+    with running(work / "home", fast=True) as stack:
         common = {"mode": "dedicated", "resources": {"num_cpus": 0.5}}
         stack.deploy("batched", path, "onnx", batching={"max_batch_size": 64,
                      "batch_wait_timeout_ms": 2}, **common)  # fmt: skip
         stack.deploy("unbatched", path, "onnx", batching={"max_batch_size": 1,
                      "batch_wait_timeout_ms": 0}, **common)  # fmt: skip
-        unbatched = stack.measure("unbatched", body, seconds=args.seconds, concurrency=64)
-        batched = stack.measure("batched", body, seconds=args.seconds, concurrency=64)
+        unbatched = stack.measure(
+            "unbatched", body, seconds=args.seconds, concurrency=64, headers=extra
+        )
+        batched = stack.measure(
+            "batched", body, seconds=args.seconds, concurrency=64, headers=extra
+        )
     print(f"one single-row prediction in process: {single_row_ms(path):.1f} ms")
     print(line("unbatched (max_batch_size 1)", unbatched))
     print(line("batched (max_batch_size 64)", batched))

@@ -42,8 +42,16 @@ class Stack:
             assert state["status"] != "failed", state
             time.sleep(0.5)
 
-    def measure(self, name: str, body: bytes, *, seconds: float, concurrency: int) -> Result:
-        headers = {"Authorization": f"Bearer {self.key}"}
+    def measure(
+        self,
+        name: str,
+        body: bytes,
+        *,
+        seconds: float,
+        concurrency: int,
+        headers: dict[str, str] | None = None,
+    ) -> Result:
+        headers = {"Authorization": f"Bearer {self.key}", **(headers or {})}
         path = f"/v2/models/{name}/infer"
         warm = httpx.post(f"{self.platform.serve}{path}", content=body, headers=headers, timeout=60)
         assert warm.status_code == 200, warm.text[:300]

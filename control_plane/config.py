@@ -116,10 +116,8 @@ class Settings(BaseSettings):
         "optimized mode (RAY_SERVE_ENABLE_HA_PROXY, RAY_SERVE_THROUGHPUT_OPTIMIZED).",
     )
     reconcile_seconds: float = Field(2.0, gt=0, description="Reconciler period.")
-    gateway_replicas: int = Field(1, ge=1, description="Inference gateway replicas.")
-    shared_replicas: int = Field(1, ge=1, description="Replicas of the shared model runtime.")
-    shared_max_queued_requests: int = Field(
-        200, ge=1, description="Requests the shared runtime queues before answering 503."
+    gateway_replicas: int = Field(
+        1, ge=1, description="Inference gateway replicas (they also serve shared deployments)."
     )
     inference_max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Larger inference requests: 413."

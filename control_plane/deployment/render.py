@@ -1,8 +1,9 @@
 """The whole Serve config, rendered from the deployments the database holds.
 
 Applications: the gateway (route prefix ``/``, the routing table in its
-``user_config``), the shared runtime (every shared deployment's versions, multiplexed),
-and one application per dedicated deployment with its own replicas and resources.
+``user_config``), which also serves every shared deployment's versions from its own
+replicas (an LRU per replica: no second hop), and one application per dedicated
+deployment with its own replicas, resources and queue.
 A pure function of its inputs: the same database gives the same config.
 """
 
@@ -16,7 +17,6 @@ from control_plane.deployment.targets import Resolved
 from control_plane.models import Deployment
 
 GATEWAY_APP = "atrium-gateway"
-SHARED_APP = "atrium-shared"
 DEDICATED_PREFIX = "atrium-d-"
 SERVER_DEPLOYMENT = "ModelServer"
 
@@ -30,7 +30,7 @@ class Desired:
 def app_of(deployment: Deployment) -> str:
     if deployment.mode == "dedicated":
         return f"{DEDICATED_PREFIX}{deployment.id.lower()}"
-    return SHARED_APP
+    return GATEWAY_APP
 
 
 def render(
@@ -46,10 +46,7 @@ def render(
         "internal_token": internal_token,
         "allow_pickle": settings.allow_pickle,
     }
-    apps = [
-        _gateway(settings, wanted, auth_epoch),
-        _server(SHARED_APP, runtime_args, _shared_options(settings)),
-    ]
+    apps = [_gateway(settings, wanted, auth_epoch, runtime_args)]
     apps += [
         _server(app_of(d.deployment), runtime_args, _dedicated_options(d.deployment))
         for d in wanted
@@ -69,7 +66,8 @@ def routing_table(wanted: list[Desired], auth_epoch: int = 0) -> dict[str, Any]:
             "deployment_id": d.id,
             "tenant_id": d.tenant_id,
             "name": d.name,
-            "app": app_of(d),
+            "app": app_of(d) if d.mode == "dedicated" else None,
+            "max_queued": d.max_queued_requests,
             "targets": [
                 {
                     "version_id": t.version_id,
@@ -86,8 +84,11 @@ def routing_table(wanted: list[Desired], auth_epoch: int = 0) -> dict[str, Any]:
     return {"routes": routes, "auth_epoch": auth_epoch}
 
 
-def _gateway(settings: Settings, wanted: list[Desired], auth_epoch: int) -> dict[str, Any]:
+def _gateway(
+    settings: Settings, wanted: list[Desired], auth_epoch: int, runtime_args: dict[str, Any]
+) -> dict[str, Any]:
     args = {
+        **runtime_args,
         "database_url": settings.resolved_database_url,
         "redis_url": settings.redis_url,
         "redis_namespace": settings.redis_namespace,
@@ -110,7 +111,7 @@ def _gateway(settings: Settings, wanted: list[Desired], auth_epoch: int) -> dict
             {
                 "name": "Gateway",
                 "num_replicas": settings.gateway_replicas,
-                "max_ongoing_requests": 256,
+                "max_ongoing_requests": 512,
                 "user_config": routing_table(wanted, auth_epoch),
                 "ray_actor_options": {"num_cpus": 0},
             }
@@ -125,15 +126,6 @@ def _server(name: str, args: dict[str, Any], options: dict[str, Any]) -> dict[st
         "import_path": "serve_apps.runtime.server:build",
         "args": args,
         "deployments": [{"name": SERVER_DEPLOYMENT, **options}],
-    }
-
-
-def _shared_options(settings: Settings) -> dict[str, Any]:
-    return {
-        "num_replicas": settings.shared_replicas,
-        "max_ongoing_requests": 256,
-        "max_queued_requests": settings.shared_max_queued_requests,
-        "ray_actor_options": {"num_cpus": 0},
     }
 
 

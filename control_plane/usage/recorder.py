@@ -104,6 +104,8 @@ class UsageRecorder:
     async def flush(self) -> int:
         """Write what is buffered; on failure keep it all for the next flush (rows already
         written are skipped then by their source ids)."""
+        if self._sums:
+            self._drain_sums()
         rows, self._buffer = self._buffer, []
         try:
             for start in range(0, len(rows), _BATCH):

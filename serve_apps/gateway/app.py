@@ -29,6 +29,8 @@ from control_plane.plan.catalog import Limit
 from serve_apps.gateway import protocol
 from serve_apps.gateway.config import GatewayConfig, Route, RouteTarget, RoutingTable
 from serve_apps.gateway.identity import Identity
+from serve_apps.runtime.cache import WrongTenant
+from serve_apps.runtime.server import RuntimeConfig, model_cache
 from serve_apps.runtime.signature import InputChecker, InputError, Signature
 
 log = logging.getLogger("atrium.gateway")
@@ -46,6 +48,8 @@ class Gateway:
     def __init__(self, config: dict[str, Any]) -> None:
         self._config = GatewayConfig.model_validate(config)
         self._identity = Identity(self._config)
+        self._models = model_cache(RuntimeConfig.model_validate(config))
+        self._in_flight: dict[str, int] = {}
         self._table = RoutingTable()
         self._checkers: dict[str, InputChecker] = {}
         self._signatures: dict[str, Signature] = {}
@@ -168,6 +172,9 @@ class Gateway:
         inputs: dict[str, np.ndarray],
         request_id: str,
     ) -> dict[str, np.ndarray]:
+        waiting = self._in_flight.get(route.deployment_id, 0)
+        if waiting >= route.max_queued:  # a bounded queue per deployment, never a long wait
+            raise Problem(503, "overloaded", "the deployment's queue is full", {"Retry-After": "1"})
         rows = len(next(iter(inputs.values()))) if inputs else 0
         await self._identity.quotas.charge(
             tenant_id,
@@ -177,17 +184,28 @@ class Gateway:
             dimensions={"deployment": route.name, "version": target.version},
             hot=True,
         )
-        handle = self._handle_of(route.app).options(multiplexed_model_id=target.version_id)
+        self._in_flight[route.deployment_id] = self._in_flight.get(route.deployment_id, 0) + 1
         try:
-            result: dict[str, np.ndarray] = await handle.predict.remote(
-                tenant_id, inputs, route.max_batch_size, route.batch_wait_ms
-            )
+            return await self._call(route, target, tenant_id, inputs)
+        finally:
+            self._in_flight[route.deployment_id] -= 1
+
+    async def _call(
+        self, route: Route, target: RouteTarget, tenant_id: str, inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        args = (tenant_id, target.version_id, inputs, route.max_batch_size, route.batch_wait_ms)
+        try:
+            if route.app is None:  # shared: loaded in this replica, no hop
+                return await self._models.predict(*args)
+            result: dict[str, np.ndarray] = await self._handle_of(route.app).predict.remote(*args)
         except BackPressureError:
             raise Problem(
                 503, "overloaded", "the deployment's queue is full", {"Retry-After": "1"}
             ) from None
         except InputError as exc:
             raise Problem(422, "validation_error", str(exc)) from None
+        except WrongTenant:
+            raise Problem(404, "not_found", "no such deployment") from None
         return result
 
     def _handle_of(self, app: str) -> Any:

@@ -19,6 +19,10 @@ class GatewayConfig(BaseModel):
     quota_dedupe_s: int = 3600
     max_body_bytes: int = Field(16 * 1024 * 1024, description="Larger requests: 413.")
     usage_flush_s: float = 2.0
+    control_url: str = Field(description="The control plane, for shared models' artifacts.")
+    internal_token: str
+    allow_pickle: bool = False
+    max_models: int = Field(32, ge=1, description="Shared versions loaded per replica (LRU).")
 
 
 class RouteTarget(BaseModel):
@@ -33,7 +37,11 @@ class Route(BaseModel):
     deployment_id: str
     tenant_id: str
     name: str
-    app: str = Field(description="The Serve application that holds its models.")
+    app: str | None = Field(
+        description="The Serve application of a dedicated deployment; None: shared, served "
+        "in the gateway's own replicas."
+    )
+    max_queued: int = Field(description="Requests in flight beyond this: 503.")
     targets: list[RouteTarget]
     max_batch_size: int
     batch_wait_ms: float

@@ -124,10 +124,12 @@ def test_hot_usage_is_summed_into_one_row_per_flush(world: World) -> None:
                 dimensions={"deployment": "churn"},
             )
         recorder.add(tenant_id=world.acme.id, metric="predictions", quantity=1, unit="predictions")
-        recorder._drain_sums()  # as a flush that then failed would have left them
-        first = list(recorder._buffer)
         await recorder.flush()
-        recorder._buffer = first  # the retry of that flush
+        recorder.add(tenant_id=world.acme.id, metric="predictions", quantity=5, unit="predictions")
+        recorder._drain_sums()  # as a flush that then failed would have left them
+        pending = list(recorder._buffer)
+        await recorder.flush()
+        recorder._buffer = pending  # the retry of that flush: stored once
         await recorder.flush()
         async with db.sessionmaker() as session:
             rows = await session.execute(
@@ -140,5 +142,5 @@ def test_hot_usage_is_summed_into_one_row_per_flush(world: World) -> None:
         return found
 
     rows = run_async(api, run)
-    assert [q for q, _ in rows] == [1.0, 1000.0]
+    assert [q for q, _ in rows] == [1.0, 5.0, 1000.0]
     assert all(source.startswith("sum:") for _, source in rows)

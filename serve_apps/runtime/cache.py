@@ -1,0 +1,124 @@
+"""Loaded models of one replica: an LRU keyed by version id, each with its own batcher.
+
+Artifacts come decrypted from the control plane's internal routes (keys never reach
+the cluster); a version is loaded once even when many requests ask for it at once.
+Used by the gateway (shared deployments, served in its own replicas: one hop less) and
+by dedicated deployments' replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections import OrderedDict
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from serve_apps.runtime import LoadedModel, Signature, load_model
+from serve_apps.runtime.batching import Batcher
+
+
+class WrongTenant(PermissionError):
+    """A version asked for on behalf of a tenant it does not belong to."""
+
+
+@dataclass
+class Served:
+    tenant_id: str
+    model: LoadedModel
+    batcher: Batcher
+
+
+class ModelCache:
+    def __init__(
+        self,
+        *,
+        control_url: str,
+        internal_token: str,
+        executor: Executor,
+        capacity: int = 16,
+        allow_pickle: bool = False,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=control_url,
+            headers={"Authorization": f"Bearer {internal_token}"},
+            timeout=120,
+        )
+        self._executor = executor
+        self._capacity = capacity
+        self._allow_pickle = allow_pickle
+        self._models: OrderedDict[str, Served] = OrderedDict()
+        self._loading: dict[str, asyncio.Task[Served]] = {}
+
+    async def get(self, version_id: str, tenant_id: str) -> Served:
+        served = self._models.get(version_id)
+        if served is None:
+            task = self._loading.get(version_id)
+            if task is None:
+                task = asyncio.get_running_loop().create_task(self._load(version_id))
+                self._loading[version_id] = task
+            try:
+                served = await asyncio.shield(task)
+            finally:
+                if task.done():
+                    self._loading.pop(version_id, None)
+            self._remember(version_id, served)
+        else:
+            self._models.move_to_end(version_id)
+        if served.tenant_id != tenant_id:  # the caller resolved it in the tenant; recheck
+            raise WrongTenant("this model belongs to another tenant")
+        return served
+
+    async def predict(
+        self,
+        tenant_id: str,
+        version_id: str,
+        inputs: dict[str, np.ndarray],
+        max_batch_size: int,
+        wait_ms: float,
+    ) -> dict[str, np.ndarray]:
+        served = await self.get(version_id, tenant_id)
+        checked = served.model.check(inputs)  # per request: one bad request fails alone
+        served.batcher.max_batch_size, served.batcher.wait_s = max_batch_size, wait_ms / 1000
+        return await served.batcher.submit(checked)
+
+    def _remember(self, version_id: str, served: Served) -> None:
+        self._models[version_id] = served
+        self._models.move_to_end(version_id)
+        while len(self._models) > self._capacity:
+            _, evicted = self._models.popitem(last=False)
+            asyncio.get_running_loop().create_task(evicted.batcher.close())
+
+    async def _load(self, version_id: str) -> Served:
+        meta = await self._get(f"/internal/v1/model-versions/{version_id}")
+        folder = Path(tempfile.mkdtemp(prefix="atrium-model-"))
+        try:
+            path = folder / "artifact"
+            url = f"/internal/v1/model-versions/{version_id}/artifact"
+            async with self._http.stream("GET", url) as response:
+                response.raise_for_status()
+                with path.open("wb") as out:
+                    async for chunk in response.aiter_bytes():
+                        out.write(chunk)
+            signature = Signature.model_validate(meta["signature"]) if meta["signature"] else None
+            model = await asyncio.to_thread(
+                load_model, meta["format"], path, signature, allow_pickle=self._allow_pickle
+            )
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # loaded models keep no file open
+        batcher = Batcher(
+            model.predict_checked, max_batch_size=32, wait_s=0.005, executor=self._executor
+        )
+        return Served(meta["tenant_id"], model, batcher)
+
+    async def _get(self, path: str) -> dict[str, Any]:
+        response = await self._http.get(path)
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
