@@ -89,7 +89,7 @@ def main() -> None:
     ).encode()
     body, extra = header + row, {"Inference-Header-Content-Length": str(len(header))}
     with running(work / "home", fast=True) as stack:
-        common = {"mode": "dedicated", "resources": {"num_cpus": 0.5}}
+        common = {"mode": "shared"}
         stack.deploy("batched", path, "onnx", batching={"max_batch_size": 64,
                      "batch_wait_timeout_ms": 2}, **common)  # fmt: skip
         stack.deploy("unbatched", path, "onnx", batching={"max_batch_size": 1,
