@@ -26,25 +26,26 @@ from bench.serving_common import line, running
 WIDTH, HIDDEN, LAYERS = 512, 3072, 3
 
 
-def mlp(directory: Path) -> Path:
+def mlp(directory: Path, width: int = WIDTH, hidden: int = HIDDEN, layers: int = LAYERS) -> Path:
+    """An ONNX multi-layer perceptron with random weights: ``width`` inputs, 8 outputs."""
     from onnx import TensorProto, helper, numpy_helper, save
 
     rng = np.random.default_rng(0)
     nodes, inits, current = [], [], "x"
-    sizes = [WIDTH] + [HIDDEN] * LAYERS + [8]
+    sizes = [width] + [hidden] * layers + [8]
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         weights = (rng.normal(size=(n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
         inits.append(numpy_helper.from_array(weights, f"w{i}"))
         nodes.append(helper.make_node("MatMul", [current, f"w{i}"], [f"h{i}"]))
         current = f"h{i}"
-        if i < LAYERS:
+        if i < layers:
             nodes.append(helper.make_node("Relu", [current], [f"r{i}"]))
             current = f"r{i}"
     nodes.append(helper.make_node("Identity", [current], ["y"]))
     graph = helper.make_graph(
         nodes,
         "mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", WIDTH])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
         initializer=inits,
     )

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 from ray import serve
-from ray.serve.exceptions import BackPressureError
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, ReplicaUnavailableError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -197,7 +198,7 @@ class Gateway:
         try:
             if route.app is None:  # shared: loaded in this replica, no hop
                 return await self._models.predict(*args)
-            result: dict[str, np.ndarray] = await self._handle_of(route.app).predict.remote(*args)
+            return await self._remote(route.app, args)
         except BackPressureError:
             raise Problem(
                 503, "overloaded", "the deployment's queue is full", {"Retry-After": "1"}
@@ -206,6 +207,16 @@ class Gateway:
             raise Problem(422, "validation_error", str(exc)) from None
         except WrongTenant:
             raise Problem(404, "not_found", "no such deployment") from None
+
+    async def _remote(self, app: str, args: tuple[Any, ...]) -> dict[str, np.ndarray]:
+        """A dedicated deployment's replica predicts. A prediction has no side effects,
+        so one that died with its replica (killed, node lost) is tried once more on
+        another replica rather than failed."""
+        try:
+            result: dict[str, np.ndarray] = await self._handle_of(app).predict.remote(*args)
+        except (RayActorError, ReplicaUnavailableError):
+            log.warning("a replica of %s went away mid-request; retrying once", app)
+            result = await self._handle_of(app).predict.remote(*args)
         return result
 
     def _handle_of(self, app: str) -> Any:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,11 +57,15 @@ class Tenant:
         raise AssertionError(f"deployment still {deployment['status']}")
 
     def infer(self, name: str, rows: np.ndarray, **kwargs: Any) -> httpx.Response:
-        body = {"inputs": [{"name": "x", "shape": list(rows.shape), "datatype": "FP32",
-                            "data": rows.reshape(-1).tolist()}]}  # fmt: skip
+        body = _v2(rows)
         headers = {"Authorization": f"Bearer {self.key}", **kwargs.pop("headers", {})}
         url = f"{self.platform.serve}/v2/models/{name}/infer"
         return httpx.post(url, json=body, headers=headers, timeout=60, **kwargs)
+
+
+def _v2(rows: np.ndarray) -> dict[str, Any]:
+    tensor = {"name": "x", "shape": list(rows.shape), "datatype": "FP32"}
+    return {"inputs": [{**tensor, "data": rows.reshape(-1).tolist()}]}
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +217,44 @@ def test_usage_is_metered_and_deleting_frees_the_slot(acme: Tenant, platform: Pl
     while acme.infer("picky", X[:2]).status_code != 404:
         assert time.monotonic() < deadline
         time.sleep(0.5)
+
+
+def test_a_killed_replica_under_steady_load(acme: Tenant, tmp_path: Path) -> None:
+    model = acme.model("sturdy", onnx(tmp_path)[0], "onnx")
+    deployment = acme.deploy(
+        name="sturdy", model_id=model["id"], version=1, mode="dedicated",
+        resources={"num_cpus": 0.25}, autoscaling={"min_replicas": 2, "max_replicas": 2},
+    )  # fmt: skip
+    assert deployment["status"] == "ready"
+    app = f"atrium-d-{deployment['id'].lower()}"
+    stop, codes = threading.Event(), []
+
+    def steady() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                response = client.post(
+                    f"{acme.platform.serve}/v2/models/sturdy/infer",
+                    json=_v2(X[:1]),
+                    headers={"Authorization": f"Bearer {acme.key}"},
+                )
+                codes.append(response.status_code)
+
+    workers = [threading.Thread(target=steady) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    time.sleep(3)
+    replicas = subprocess.run(
+        ["pgrep", "-f", f"ServeReplica:{app}"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert len(replicas) == 2, replicas
+    os.kill(int(replicas[0]), signal.SIGKILL)
+    time.sleep(6)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    failed = sum(code != 200 for code in codes)
+    assert len(codes) > 200
+    assert failed / len(codes) < 0.01, f"{failed} of {len(codes)} failed"
 
 
 def test_a_revoked_key_stops_working_at_once(acme: Tenant, platform: Platform) -> None:
