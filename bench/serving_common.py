@@ -71,12 +71,13 @@ class Stack:
 
 
 @contextmanager
-def running(home: Path, *, fast: bool = False) -> Iterator[Stack]:
+def running(home: Path, *, fast: bool = False, plan: str = "pro") -> Iterator[Stack]:
     extra = {"ATRIUM_SERVE_HIGH_THROUGHPUT": "true"} if fast else {}
     platform = Platform(home, extra_env=extra)
     platform.start()
     try:
-        tenant, _owner, key = tenant_with_key(platform, "bench", ["inference", "models:write"])
+        scopes = ["inference", "models:write"]
+        tenant, _owner, key = tenant_with_key(platform, "bench", scopes, plan=plan)
         admin = Client(platform, token(platform, ADMIN_EMAIL))
         admin("PUT", f"/tenants/{tenant}/limits", json={"limits": {"inference_rps": None}})
         yield Stack(platform, Client(platform, key), key)

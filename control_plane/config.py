@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     gateway_replicas: int = Field(
         1, ge=1, description="Inference gateway replicas (they also serve shared deployments)."
     )
+    shared_models_per_replica: int = Field(
+        32, ge=1, description="Shared deployments' models each gateway replica keeps loaded (LRU)."
+    )
     inference_max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Larger inference requests: 413."
     )

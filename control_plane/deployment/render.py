@@ -89,6 +89,7 @@ def _gateway(
 ) -> dict[str, Any]:
     args = {
         **runtime_args,
+        "max_models": settings.shared_models_per_replica,
         "database_url": settings.resolved_database_url,
         "redis_url": settings.redis_url,
         "redis_namespace": settings.redis_namespace,

@@ -125,6 +125,9 @@ class Gateway:
         else:
             inputs = protocol.parse_v1(body, signature)
         checked = self._check(target, signature, inputs)
+        if route.app is None:  # shared: say whether the model had to be loaded first
+            hit = self._models.holds(target.version_id)
+            headers["x-atrium-model-cache"] = "hit" if hit else "miss"
         outputs = await self._predict(route, target, tenant_id, checked, request_id)
         if v2 is not None:
             content, extra = protocol.v2_response(

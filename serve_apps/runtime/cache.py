@@ -56,6 +56,10 @@ class ModelCache:
         self._models: OrderedDict[str, Served] = OrderedDict()
         self._loading: dict[str, asyncio.Task[Served]] = {}
 
+    def holds(self, version_id: str) -> bool:
+        """Whether the version is loaded here (a request for it will not wait for a load)."""
+        return version_id in self._models
+
     async def get(self, version_id: str, tenant_id: str) -> Served:
         served = self._models.get(version_id)
         if served is None:

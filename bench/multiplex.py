@@ -1,0 +1,81 @@
+"""Many small models behind shared deployments: 100 tiny ONNX models, Zipf-distributed
+traffic (s = 1.1) from 16 concurrent clients, a gateway holding at most 32 loaded
+models. Reports the model-cache hit rate (``x-atrium-model-cache``), p50/p99 of all
+requests, and how long requests that had to load their model took (target < 1 s).
+
+    python bench/multiplex.py [--models 100] [--requests 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.serving_common import running
+from tests.models import X, onnx
+
+
+async def _traffic(
+    url: str, key: str, names: list[str], requests: int, concurrency: int
+) -> list[tuple[float, str, int]]:
+    rng = np.random.default_rng(3)
+    weights = 1.0 / np.arange(1, len(names) + 1) ** 1.1
+    picks = list(rng.choice(len(names), size=requests, p=weights / weights.sum()))
+    body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": X[0].tolist()}]}
+    results: list[tuple[float, str, int]] = []
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+
+        async def client() -> None:
+            while picks:
+                name = names[picks.pop()]
+                started = time.perf_counter()
+                answer = await http.post(f"{url}/v2/models/{name}/infer", json=body)
+                elapsed = time.perf_counter() - started
+                results.append(
+                    (elapsed, answer.headers.get("x-atrium-model-cache", ""), answer.status_code)
+                )
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=3000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="atrium-bench-multiplex-"))
+    with running(work / "home", fast=True, plan="enterprise") as stack:
+        names = []
+        for n in range(args.models):
+            folder = work / f"m{n}"
+            folder.mkdir()
+            stack.deploy(f"m{n}", onnx(folder)[0], "onnx")
+            names.append(f"m{n}")
+        results = asyncio.run(
+            _traffic(stack.platform.serve, stack.key, names, args.requests, concurrency=16)
+        )
+    latencies = sorted(r[0] for r in results)
+    misses = sorted(r[0] for r in results if r[1] == "miss")
+    errors = sum(1 for r in results if r[2] != 200)
+    hit_rate = 1 - len(misses) / len(results)
+    print(f"{args.models} models, {len(results)} requests (Zipf s=1.1), 32 loaded per replica")
+    print(
+        f"p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, "
+        f"p99 {latencies[int(0.99 * len(latencies))] * 1000:.1f} ms, errors {errors}"
+    )
+    worst = misses[-1] if misses else 0.0
+    print(f"cold loads: {len(misses)}, slowest {worst * 1000:.0f} ms (target < 1000 ms)")
+    print(f"model-cache hit rate {hit_rate:.1%}")
+
+
+if __name__ == "__main__":
+    main()
