@@ -46,6 +46,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/model_load.py
 	$(BIN)/python bench/serving_overhead.py
 	$(BIN)/python bench/batching.py
+	$(BIN)/python bench/bulk_predict.py
+	$(BIN)/python bench/multiplex.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
