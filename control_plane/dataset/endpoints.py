@@ -10,29 +10,17 @@ from control_plane.dataset import service
 from control_plane.dataset.schemas import DatasetRead
 from control_plane.kit.deps import Authorize, ServicesDep, SessionDep
 from control_plane.kit.pagination import Page, PageDep
+from control_plane.kit.uploads import upload_form
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 # datasets feed models: the model scopes cover them
 Reader = Annotated[Principal, Authorize(Action.MODELS_READ)]
 Writer = Annotated[Principal, Authorize(Action.MODELS_WRITE)]
-UPLOAD_FORM = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "name"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "name": {"type": "string"},
-                        "format": {"type": "string", "enum": ["csv", "parquet"]},
-                    },
-                }
-            }
-        },
-    }
-}
+UPLOAD_FORM = upload_form(
+    required=["name"],
+    name={"type": "string"},
+    format={"type": "string", "enum": ["csv", "parquet"]},
+)
 
 
 @router.post(

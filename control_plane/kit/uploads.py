@@ -156,3 +156,13 @@ def form_error(exc: ValidationError) -> RequestValidationError:
     return RequestValidationError(
         [{"loc": ("form", *e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
     )
+
+
+def upload_form(*, required: list[str], **fields: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI ``openapi_extra`` for a route that reads its multipart body itself: a
+    ``file`` part plus these text fields."""
+    properties = {"file": {"type": "string", "format": "binary"}, **fields}
+    schema = {"type": "object", "required": ["file", *required], "properties": properties}
+    return {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    }

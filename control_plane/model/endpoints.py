@@ -8,6 +8,7 @@ from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
 from control_plane.kit.deps import Authorize, ServicesDep, SessionDep
 from control_plane.kit.pagination import Page, PageDep
+from control_plane.kit.uploads import upload_form
 from control_plane.model import service, versions
 from control_plane.model.schemas import (
     ALIAS_PATTERN,
@@ -26,25 +27,12 @@ Alias = Annotated[
     str, Path(pattern=ALIAS_PATTERN, description="A lower-case slug such as `champion`.")
 ]
 Number = Annotated[int, Path(ge=1, le=2**31 - 1, description="The version number.")]
-UPLOAD_FORM = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "format"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "format": {"type": "string"},
-                        "signature": {"type": "string", "description": "JSON signature"},
-                        "tags": {"type": "string", "description": "JSON object of labels"},
-                    },
-                }
-            }
-        },
-    }
-}
+UPLOAD_FORM = upload_form(
+    required=["format"],
+    format={"type": "string"},
+    signature={"type": "string", "description": "JSON signature"},
+    tags={"type": "string", "description": "JSON object of labels"},
+)
 
 
 @router.post("", response_model=ModelRead, status_code=status.HTTP_201_CREATED)
