@@ -120,7 +120,10 @@ class Settings(BaseSettings):
         1, ge=1, description="Inference gateway replicas (they also serve shared deployments)."
     )
     shared_models_per_replica: int = Field(
-        32, ge=1, description="Shared deployments' models each gateway replica keeps loaded (LRU)."
+        256, ge=1, description="Shared deployments' models each gateway replica keeps loaded (LRU)."
+    )
+    shared_models_budget_mb: int = Field(
+        2048, ge=1, description="…and the total size of their artifacts it may hold."
     )
     inference_max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Larger inference requests: 413."

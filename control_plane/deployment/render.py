@@ -90,6 +90,7 @@ def _gateway(
     args = {
         **runtime_args,
         "max_models": settings.shared_models_per_replica,
+        "models_budget_mb": settings.shared_models_budget_mb,
         "database_url": settings.resolved_database_url,
         "redis_url": settings.redis_url,
         "redis_namespace": settings.redis_namespace,

@@ -1,4 +1,5 @@
-"""Loaded models of one replica: an LRU keyed by version id, each with its own batcher.
+"""Loaded models of one replica: an LRU keyed by version id, each with its own batcher,
+bounded by a count and by a memory budget (artifact sizes).
 
 Artifacts come decrypted from the control plane's internal routes (keys never reach
 the cluster); a version is loaded once even when many requests ask for it at once.
@@ -33,6 +34,7 @@ class Served:
     tenant_id: str
     model: LoadedModel
     batcher: Batcher
+    size_bytes: int  # of the artifact: what the cache budgets memory by
 
 
 class ModelCache:
@@ -43,6 +45,7 @@ class ModelCache:
         internal_token: str,
         executor: Executor,
         capacity: int = 16,
+        budget_bytes: int = 2 * 1024**3,
         allow_pickle: bool = False,
     ) -> None:
         self._http = httpx.AsyncClient(
@@ -52,6 +55,7 @@ class ModelCache:
         )
         self._executor = executor
         self._capacity = capacity
+        self._budget = budget_bytes
         self._allow_pickle = allow_pickle
         self._models: OrderedDict[str, Served] = OrderedDict()
         self._loading: dict[str, asyncio.Task[Served]] = {}
@@ -95,7 +99,10 @@ class ModelCache:
     def _remember(self, version_id: str, served: Served) -> None:
         self._models[version_id] = served
         self._models.move_to_end(version_id)
-        while len(self._models) > self._capacity:
+        while len(self._models) > 1 and (
+            len(self._models) > self._capacity
+            or sum(s.size_bytes for s in self._models.values()) > self._budget
+        ):
             _, evicted = self._models.popitem(last=False)
             asyncio.get_running_loop().create_task(evicted.batcher.close())
 
@@ -110,6 +117,7 @@ class ModelCache:
                 with path.open("wb") as out:
                     async for chunk in response.aiter_bytes():
                         out.write(chunk)
+            size = path.stat().st_size
             signature = Signature.model_validate(meta["signature"]) if meta["signature"] else None
             model = await asyncio.to_thread(
                 load_model, meta["format"], path, signature, allow_pickle=self._allow_pickle
@@ -119,7 +127,7 @@ class ModelCache:
         batcher = Batcher(
             model.predict_checked, max_batch_size=32, wait_s=0.005, executor=self._executor
         )
-        return Served(meta["tenant_id"], model, batcher)
+        return Served(meta["tenant_id"], model, batcher, size)
 
     async def _get(self, path: str) -> dict[str, Any]:
         response = await self._http.get(path)

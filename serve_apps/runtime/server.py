@@ -22,6 +22,7 @@ class RuntimeConfig(BaseModel):
     internal_token: str = Field(description="Presented to the control plane's internal routes.")
     allow_pickle: bool = False
     max_models: int = Field(16, ge=1, description="Loaded versions per replica (LRU).")
+    models_budget_mb: int = Field(2048, ge=1, description="Their artifacts' total size cap.")
 
 
 def model_cache(config: RuntimeConfig) -> ModelCache:
@@ -31,6 +32,7 @@ def model_cache(config: RuntimeConfig) -> ModelCache:
         internal_token=config.internal_token,
         executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict"),
         capacity=config.max_models,
+        budget_bytes=config.models_budget_mb * 1024 * 1024,
         allow_pickle=config.allow_pickle,
     )
 
