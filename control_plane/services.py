@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -41,6 +40,7 @@ from control_plane.usage.recorder import UsageRecorder
 from control_plane.webhook.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
+STOP_GRACE_S = 10.0
 
 
 @dataclass
@@ -153,18 +153,24 @@ class Services:
             )
 
     async def stop(self) -> None:
+        """Stop the background work and close connections; never hang a shutdown (a task
+        stuck on a network call is left behind after a grace period, and said so)."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.authenticator.flush_key_usage()
-        await self.usage.flush()
-        await self.dispatcher.close()
-        await self.cluster.close()
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_GRACE_S)
+            for task in stuck:
+                log.warning("background task %s did not stop in time", task.get_name())
+        steps = [self.authenticator.flush_key_usage, self.usage.flush, self.dispatcher.close]
+        steps += [self.cluster.close]
         if self.redis is not None:
-            await self.redis.aclose()
-        await self.db.dispose()
+            steps.append(self.redis.aclose)
+        steps.append(self.db.dispose)
+        for step in steps:
+            try:
+                await asyncio.wait_for(step(), STOP_GRACE_S)
+            except Exception:  # a timeout too
+                log.exception("shutdown step %s failed", getattr(step, "__qualname__", step))
 
     def identity_changed(self, session: AsyncSession) -> None:
         """Cached users, keys and tenants are stale once this transaction commits."""
