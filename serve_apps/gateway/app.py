@@ -143,12 +143,13 @@ class Gateway:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise Problem(413, "payload_too_large", f"the request exceeds {limit} bytes")
-        body = b""
+        chunks, size = [], 0
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
                 raise Problem(413, "payload_too_large", f"the request exceeds {limit} bytes")
-        return body
+        return b"".join(chunks)
 
     def _signature(self, target: RouteTarget) -> Signature:
         signature = self._signatures.get(target.version_id)
