@@ -77,10 +77,10 @@ def running(home: Path, *, fast: bool = False, plan: str = "pro") -> Iterator[St
     platform.start()
     try:
         scopes = ["inference", "models:write"]
-        tenant, _owner, key = tenant_with_key(platform, "bench", scopes, plan=plan)
-        admin = Client(platform, token(platform, ADMIN_EMAIL))
+        tenant, _owner, key = tenant_with_key(platform.api, "bench", scopes, plan=plan)
+        admin = Client(platform.api, token(platform.api, ADMIN_EMAIL))
         admin("PUT", f"/tenants/{tenant}/limits", json={"limits": {"inference_rps": None}})
-        yield Stack(platform, Client(platform, key), key)
+        yield Stack(platform, Client(platform.api, key), key)
     finally:
         platform.stop()
 

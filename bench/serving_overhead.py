@@ -27,8 +27,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.loadgen import Result, load
 from bench.serving_common import line, running
-from tests.integration.platform import free_port
 from tests.models import MATRIX, X, sklearn
+from tests.support import free_port
 
 FAST = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
 ROW = json.dumps(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 
 from control_plane.config import Settings
 
+ATRIUM = str(Path(sys.executable).parent / "atrium")  # the CLI of this environment
 ADMIN_EMAIL = "root@platform.example.com"
 PASSWORD = "correct horse battery staple"
 
@@ -51,3 +54,10 @@ def make_settings(home: Path, database_url: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -30,8 +30,7 @@ from control_plane.plan.catalog import Limit
 from serve_apps.gateway import protocol
 from serve_apps.gateway.config import GatewayConfig, Route, RouteTarget, RoutingTable
 from serve_apps.gateway.identity import Identity
-from serve_apps.runtime.cache import WrongTenant
-from serve_apps.runtime.server import RuntimeConfig, model_cache
+from serve_apps.runtime.cache import WrongTenant, model_cache
 from serve_apps.runtime.signature import InputChecker, InputError, Signature
 
 log = logging.getLogger("atrium.gateway")
@@ -49,7 +48,7 @@ class Gateway:
     def __init__(self, config: dict[str, Any]) -> None:
         self._config = GatewayConfig.model_validate(config)
         self._identity = Identity(self._config)
-        self._models = model_cache(RuntimeConfig.model_validate(config))
+        self._models = model_cache(self._config)
         self._in_flight: dict[str, int] = {}
         self._table = RoutingTable()
         self._checkers: dict[str, InputChecker] = {}

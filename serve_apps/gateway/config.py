@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from serve_apps.runtime.cache import RuntimeConfig
 
-class GatewayConfig(BaseModel):
+
+class GatewayConfig(RuntimeConfig):
+    """The runtime's settings (it serves shared deployments' models) and the gateway's."""
+
     database_url: str = Field(description="API keys, users, tenants and the usage ledger.")
     redis_url: str | None = Field(None, description="Shared rate limits, quotas, invalidation.")
     redis_namespace: str = "atrium"
@@ -19,10 +23,6 @@ class GatewayConfig(BaseModel):
     quota_dedupe_s: int = 3600
     max_body_bytes: int = Field(16 * 1024 * 1024, description="Larger requests: 413.")
     usage_flush_s: float = 2.0
-    control_url: str = Field(description="The control plane, for shared models' artifacts.")
-    internal_token: str
-    allow_pickle: bool = False
-    max_models: int = Field(32, ge=1, description="Shared versions loaded per replica (LRU).")
 
 
 class RouteTarget(BaseModel):

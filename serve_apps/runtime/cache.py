@@ -13,13 +13,14 @@ import asyncio
 import shutil
 import tempfile
 from collections import OrderedDict
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+from pydantic import BaseModel, Field
 
 from serve_apps.runtime import LoadedModel, Signature, load_model
 from serve_apps.runtime.batching import Batcher
@@ -134,3 +135,23 @@ class ModelCache:
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body
+
+
+class RuntimeConfig(BaseModel):
+    control_url: str = Field(description="The control plane, for artifacts.")
+    internal_token: str = Field(description="Presented to the control plane's internal routes.")
+    allow_pickle: bool = False
+    max_models: int = Field(16, ge=1, description="Loaded versions per replica (LRU).")
+    models_budget_mb: int = Field(2048, ge=1, description="Their artifacts' total size cap.")
+
+
+def model_cache(config: RuntimeConfig) -> ModelCache:
+    # one prediction at a time per replica: the frameworks use the cores themselves
+    return ModelCache(
+        control_url=config.control_url,
+        internal_token=config.internal_token,
+        executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict"),
+        capacity=config.max_models,
+        budget_bytes=config.models_budget_mb * 1024 * 1024,
+        allow_pickle=config.allow_pickle,
+    )

@@ -7,34 +7,12 @@ control plane's settings.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
 from ray import serve
 
-from serve_apps.runtime.cache import ModelCache
-
-
-class RuntimeConfig(BaseModel):
-    control_url: str = Field(description="The control plane, for artifacts.")
-    internal_token: str = Field(description="Presented to the control plane's internal routes.")
-    allow_pickle: bool = False
-    max_models: int = Field(16, ge=1, description="Loaded versions per replica (LRU).")
-    models_budget_mb: int = Field(2048, ge=1, description="Their artifacts' total size cap.")
-
-
-def model_cache(config: RuntimeConfig) -> ModelCache:
-    # one prediction at a time per replica: the frameworks use the cores themselves
-    return ModelCache(
-        control_url=config.control_url,
-        internal_token=config.internal_token,
-        executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict"),
-        capacity=config.max_models,
-        budget_bytes=config.models_budget_mb * 1024 * 1024,
-        allow_pickle=config.allow_pickle,
-    )
+from serve_apps.runtime.cache import RuntimeConfig, model_cache
 
 
 class ModelServer:

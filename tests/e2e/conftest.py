@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,16 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ADMIN_EMAIL, PASSWORD
-
-ATRIUM = str(Path(sys.executable).parent / "atrium")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support import ADMIN_EMAIL, ATRIUM, PASSWORD, free_port
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -40,7 +29,7 @@ def _env(home: Path) -> dict[str, str]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [ATRIUM, "api", "--port", str(port)],
         env=_env(tmp_path / "home"),

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ATRIUM, _env
+from tests.e2e.conftest import _env
+from tests.support import ATRIUM
 
 pytestmark = pytest.mark.e2e
 

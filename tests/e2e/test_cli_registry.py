@@ -7,40 +7,21 @@ import os
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.conftest import ATRIUM
+from tests.integration.platform import tenant_with_key
 from tests.models import MATRIX, broken_onnx, onnx, xgboost
-from tests.support import ADMIN_EMAIL, PASSWORD
+from tests.support import ATRIUM
 
 pytestmark = pytest.mark.e2e
-
-
-def _api_key(base: str) -> str:
-    """A tenant, its owner, and a models:write key, made over HTTP."""
-    with httpx.Client(base_url=base, timeout=30) as http:
-
-        def token(email: str) -> str:
-            form = {"username": email, "password": PASSWORD}
-            answer: str = http.post("/api/v1/auth/token", data=form).json()["access_token"]
-            return answer
-
-        admin = {"Authorization": f"Bearer {token(ADMIN_EMAIL)}"}
-        tenant = http.post("/api/v1/tenants", json={"name": "Acme", "slug": "acme"}, headers=admin)
-        user = {"email": "o@acme.example.com", "password": PASSWORD, "role": "owner"}
-        http.post("/api/v1/users", json={**user, "tenant_id": tenant.json()["id"]}, headers=admin)
-        owner = {"Authorization": f"Bearer {token('o@acme.example.com')}"}
-        body = {"name": "cli", "scopes": ["models:write"]}
-        key: str = http.post("/api/v1/api-keys", json=body, headers=owner).json()["key"]
-        return key
 
 
 def test_upload_alias_and_a_rejected_file_from_the_cli(
     server: tuple[str, subprocess.Popen[str]], tmp_path: Path
 ) -> None:
     base, _ = server
-    env = {**os.environ, "ATRIUM_URL": base, "ATRIUM_API_KEY": _api_key(base)}
+    _, _, key = tenant_with_key(base, "acme", ["models:write"])
+    env = {**os.environ, "ATRIUM_URL": base, "ATRIUM_API_KEY": key}
 
     def atrium(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,16 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import ADMIN_EMAIL, PASSWORD
-
-ATRIUM = str(Path(sys.executable).parent / "atrium")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support import ADMIN_EMAIL, ATRIUM, PASSWORD, free_port
 
 
 @dataclass
@@ -103,8 +92,8 @@ def _ok(url: str) -> bool:
 class Client:
     """The control plane's API with one credential."""
 
-    def __init__(self, platform: Platform, credential: str) -> None:
-        self._base = f"{platform.api}/api/v1"
+    def __init__(self, api: str, credential: str) -> None:
+        self._base = f"{api}/api/v1"
         self._headers = {"Authorization": f"Bearer {credential}"}
 
     def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -115,19 +104,21 @@ class Client:
         return response.json() if response.content else None
 
 
-def token(platform: Platform, email: str) -> str:
+def token(api: str, email: str) -> str:
+    """An access token for ``email`` from the control plane at ``api``."""
     form = {"username": email, "password": PASSWORD}
-    response = httpx.post(f"{platform.api}/api/v1/auth/token", data=form, timeout=30)
+    response = httpx.post(f"{api}/api/v1/auth/token", data=form, timeout=30)
     assert response.status_code == 200, response.text
     value: str = response.json()["access_token"]
     return value
 
 
 def tenant_with_key(
-    platform: Platform, slug: str, scopes: list[str], plan: str = "pro"
+    api: str, slug: str, scopes: list[str], plan: str = "pro"
 ) -> tuple[str, str, str]:
-    """(tenant id, owner access token, API key) of a new tenant."""
-    admin = Client(platform, token(platform, ADMIN_EMAIL))
+    """(tenant id, owner access token, API key) of a new tenant on the control plane at
+    ``api``, made over HTTP as a platform admin would."""
+    admin = Client(api, token(api, ADMIN_EMAIL))
     tenant = admin("POST", "/tenants", json={"name": slug.title(), "slug": slug, "plan": plan})
     email = f"owner@{slug}.example.com"
     admin(
@@ -135,6 +126,6 @@ def tenant_with_key(
         "/users",
         json={"email": email, "password": PASSWORD, "role": "owner", "tenant_id": tenant["id"]},
     )
-    owner = token(platform, email)
-    key = Client(platform, owner)("POST", "/api-keys", json={"name": "k", "scopes": scopes})
+    owner = token(api, email)
+    key = Client(api, owner)("POST", "/api-keys", json={"name": "k", "scopes": scopes})
     return tenant["id"], owner, key["key"]

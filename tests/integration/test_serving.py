@@ -24,8 +24,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 class Tenant:
     def __init__(self, platform: Platform, slug: str, scopes: list[str] | None = None) -> None:
         scopes = scopes or ["inference", "models:write"]
-        self.id, self.owner, self.key = tenant_with_key(platform, slug, scopes)
-        self.api = Client(platform, self.key)
+        self.id, self.owner, self.key = tenant_with_key(platform.api, slug, scopes)
+        self.api = Client(platform.api, self.key)
         self.platform = platform
 
     def model(self, name: str, path: Path, fmt: str, signature: Any = None) -> dict[str, Any]:
@@ -190,7 +190,7 @@ def test_one_tenant_over_its_rate_while_another_flows(
 ) -> None:
     slow = Tenant(platform, "slowpoke")
     admin_token = _admin_token(platform)
-    Client(platform, admin_token)(
+    Client(platform.api, admin_token)(
         "PUT", f"/tenants/{slow.id}/limits", json={"limits": {"inference_rps": 1}}
     )
     model = slow.model("churn", onnx(tmp_path)[0], "onnx")
@@ -205,7 +205,7 @@ def test_one_tenant_over_its_rate_while_another_flows(
 
 
 def test_usage_is_metered_and_deleting_frees_the_slot(acme: Tenant, platform: Platform) -> None:
-    owner = Client(platform, acme.owner)
+    owner = Client(platform.api, acme.owner)
     time.sleep(3)  # the gateway flushes usage every few seconds
     usage = owner("GET", "/usage", params={"granularity": "month", "metric": "predictions"})
     assert sum(row["quantity"] for row in usage["items"]) >= 3
@@ -258,7 +258,7 @@ def test_a_killed_replica_under_steady_load(acme: Tenant, tmp_path: Path) -> Non
 
 
 def test_a_revoked_key_stops_working_at_once(acme: Tenant, platform: Platform) -> None:
-    owner = Client(platform, acme.owner)
+    owner = Client(platform.api, acme.owner)
     key = owner("POST", "/api-keys", json={"name": "short-lived", "scopes": ["inference"]})
     headers = {"Authorization": f"Bearer {key['key']}"}
     assert acme.infer("churn", X[:1], headers=headers).status_code == 200  # cached now
@@ -283,4 +283,4 @@ def _admin_token(platform: Platform) -> str:
     from tests.integration.platform import token
     from tests.support import ADMIN_EMAIL
 
-    return token(platform, ADMIN_EMAIL)
+    return token(platform.api, ADMIN_EMAIL)
