@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         description="Serve replicas present it to the internal routes; generated under "
         "ATRIUM_HOME when unset.",
     )
+    serve_secrets_file: Path | None = Field(
+        None,
+        description="The secrets Serve replicas read (JSON: database_url, redis_url, "
+        "internal_token), mounted at this path on every Ray node (Kubernetes: a Secret). "
+        "Unset: the control plane writes ATRIUM_HOME/serve-secrets.json (mode 0600) at "
+        "start-up. Serve's application args carry only the path.",
+    )
     ray_dashboard_url: str | None = Field(
         None, description="Set by `atrium up` for the head it starts (else ATRIUM_RAY_ADDRESS)."
     )
@@ -118,6 +125,11 @@ class Settings(BaseSettings):
     reconcile_seconds: float = Field(2.0, gt=0, description="Reconciler period.")
     gateway_replicas: int = Field(
         1, ge=1, description="Inference gateway replicas (they also serve shared deployments)."
+    )
+    gateway_tenant_concurrency: int = Field(
+        64,
+        ge=1,
+        description="Requests one tenant may have in flight in one gateway replica; beyond: 503.",
     )
     shared_models_per_replica: int = Field(
         256, ge=1, description="Shared deployments' models each gateway replica keeps loaded (LRU)."
@@ -139,7 +151,12 @@ class Settings(BaseSettings):
     probe_timeout_seconds: float = Field(
         180.0, gt=0, description="A model that takes longer to load and predict fails."
     )
-    probe_concurrency: int = Field(1, ge=1, description="Models validated at once per process.")
+    probe_concurrency: int = Field(
+        1, ge=1, description="Sandboxed validations (models, datasets) at once per process."
+    )
+    probe_per_tenant: int = Field(
+        1, ge=1, description="Of those, how many one tenant may hold (tenants take turns)."
+    )
     probe_poll_seconds: float = Field(
         5.0, gt=0, description="How often unvalidated versions are looked for (after restarts)."
     )

@@ -120,3 +120,9 @@ class QuotaExceeded(AtriumError):
 
 class ClusterUnavailable(AtriumError):
     status, code, title = 503, "cluster_unavailable", "Cluster unavailable"
+
+
+class SandboxUnavailable(AtriumError):
+    """Tenant-supplied code or files would have to run, and no sandbox can be started."""
+
+    status, code, title = 503, "sandbox_unavailable", "Sandbox unavailable"

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cluster.rest import RayRest
+from cluster.sandbox import INSTALL_HINT, Sandbox, default_sandbox
 from control_plane.artifact.keys import DataKeys, master_key_text
 from control_plane.artifact.store import ArtifactStore, filesystem
 from control_plane.auth.authenticator import Authenticator
@@ -25,11 +26,14 @@ from control_plane.billing.service import close_period
 from control_plane.config import Settings
 from control_plane.db import Database, after_commit
 from control_plane.deployment.reconciler import Reconciler
+from control_plane.deployment.secrets import serve_secrets_file
+from control_plane.errors import SandboxUnavailable as SandboxUnavailableError
 from control_plane.kit.clock import utcnow
 from control_plane.kit.counters import CounterStore, LocalCounters, RedisCounters
 from control_plane.kit.invalidation import Invalidation
 from control_plane.kit.redis import connect
 from control_plane.kit.secret_files import home_secret
+from control_plane.kit.slots import FairSlots
 from control_plane.model.validation import Validator
 from control_plane.observability import Metrics
 from control_plane.plan.catalog import Catalog, load_catalog
@@ -63,6 +67,8 @@ class Services:
     artifacts: ArtifactStore
     data_keys: DataKeys
     validator: Validator
+    sandbox: Sandbox
+    probe_slots: FairSlots
     cluster: RayRest
     reconciler: Reconciler
     internal_token: str
@@ -105,9 +111,19 @@ class Services:
             settings.internal_token, settings.home_dir / "internal.key", _new_token
         )
         reconciler = Reconciler(
-            db=db, settings=settings, cluster=cluster, internal_token=internal_token
+            db=db,
+            settings=settings,
+            cluster=cluster,
+            secrets_file=serve_secrets_file(settings, internal_token=internal_token),
         )
         invalidation.subscribe(reconciler.identity_changed)
+        sandbox = default_sandbox()
+        missing = sandbox.unavailable()
+        if missing is not None and settings.environment == "production":
+            raise RuntimeError(f"production needs the sandbox for tenant code: {missing}")
+        if missing is not None:
+            log.warning("no sandbox: uploads and inference answer 503 until %s", INSTALL_HINT)
+        slots = FairSlots(settings.probe_concurrency, settings.probe_per_tenant)
         return cls(
             settings=settings,
             db=db,
@@ -126,12 +142,27 @@ class Services:
             dispatcher=Dispatcher(db=db, settings=settings, secrets=box, redis=redis),
             artifacts=artifacts,
             data_keys=data_keys,
-            validator=Validator(db=db, artifacts=artifacts, data_keys=data_keys, settings=settings),
+            validator=Validator(
+                db=db,
+                artifacts=artifacts,
+                data_keys=data_keys,
+                settings=settings,
+                sandbox=sandbox,
+                slots=slots,
+            ),
+            sandbox=sandbox,
+            probe_slots=slots,
             cluster=cluster,
             reconciler=reconciler,
             internal_token=internal_token,
             redis=redis,
         )
+
+    def require_sandbox(self) -> None:
+        """503 ``sandbox_unavailable`` (naming the fix) when tenant files cannot be sandboxed."""
+        missing = self.sandbox.unavailable()
+        if missing is not None:
+            raise SandboxUnavailableError(missing)
 
     async def start(self) -> None:
         self._tasks = [

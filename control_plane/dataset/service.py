@@ -14,8 +14,9 @@ from control_plane.artifact.blobs import receive
 from control_plane.artifact.store import StoredBlob
 from control_plane.audit.service import record
 from control_plane.auth.principal import Principal
-from control_plane.dataset.inspect import TableShape, UnreadableDataset, format_of, inspect
+from control_plane.dataset.inspect import TableShape, UnreadableDataset, format_of
 from control_plane.dataset.repository import DatasetRepository
+from control_plane.dataset.sandboxed import inspect_sandboxed
 from control_plane.dataset.schemas import DatasetForm
 from control_plane.db import after_commit
 from control_plane.errors import Conflict, NotFound, ValidationFailed
@@ -32,6 +33,7 @@ async def create(
 ) -> Dataset:
     """Store an uploaded table once it has been read through and described."""
     tenant_id = own_tenant(principal, "datasets")
+    services.require_sandbox()
     async with receive(services, session, tenant_id, request) as form:
         if form.stored is None:
             raise ValidationFailed("the form has no 'file' part", extra={"field": "file"})
@@ -84,10 +86,17 @@ async def _describe(services: Services, tenant_id: str, blob: StoredBlob, fmt: s
     def read_through() -> TableShape:
         scratch = services.settings.home_dir / "tmp"
         with services.artifacts.decrypted(tenant_id, blob.sha256, key, scratch=scratch) as path:
-            return inspect(path, fmt)
+            return inspect_sandboxed(
+                services.sandbox,
+                path,
+                fmt,
+                memory_mb=services.settings.probe_memory_mb,
+                timeout_s=services.settings.probe_timeout_seconds,
+            )
 
     try:
-        return await anyio.to_thread.run_sync(read_through)
+        async with services.probe_slots.slot(tenant_id):
+            return await anyio.to_thread.run_sync(read_through)
     except UnreadableDataset as exc:
         raise ValidationFailed(str(exc), extra={"field": "file"}) from None
 

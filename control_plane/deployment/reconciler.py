@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from cluster.rest import ClusterError, RayRest
@@ -28,6 +29,7 @@ from control_plane.deployment.render import (
     render,
 )
 from control_plane.deployment.repository import DeploymentRepository
+from control_plane.deployment.secrets import revision
 from control_plane.deployment.targets import resolve
 from control_plane.errors import AtriumError
 from control_plane.event.service import emit
@@ -40,10 +42,10 @@ MAX_BACKOFF_S = 30.0
 
 class Reconciler:
     def __init__(
-        self, *, db: Database, settings: Settings, cluster: RayRest, internal_token: str
+        self, *, db: Database, settings: Settings, cluster: RayRest, secrets_file: Path
     ) -> None:
         self._db, self._settings, self._cluster = db, settings, cluster
-        self._token = internal_token
+        self._secrets_file = secrets_file
         self._wake = asyncio.Event()
         self._applied: str | None = None
         self._auth_epoch = 0
@@ -84,7 +86,8 @@ class Reconciler:
         config = render(
             self._settings,
             wanted,
-            internal_token=self._token,
+            secrets_file=str(self._secrets_file),
+            secrets_revision=revision(self._secrets_file),
             control_url=self._settings.control_url,
             auth_epoch=self._auth_epoch,
         )

@@ -5,6 +5,8 @@ Applications: the gateway (route prefix ``/``, the routing table in its
 replicas (an LRU per replica: no second hop), and one application per dedicated
 deployment with its own replicas, resources and queue.
 A pure function of its inputs: the same database gives the same config.
+No secret goes into it (Ray's dashboard shows every application's ``args``): replicas
+read the database and Redis URLs and the internal token from the secrets file it names.
 """
 
 from __future__ import annotations
@@ -37,13 +39,15 @@ def render(
     settings: Settings,
     wanted: list[Desired],
     *,
-    internal_token: str,
+    secrets_file: str,
     control_url: str,
+    secrets_revision: str = "",
     auth_epoch: int = 0,
 ) -> dict[str, Any]:
     runtime_args = {
         "control_url": control_url,
-        "internal_token": internal_token,
+        "secrets_file": secrets_file,
+        "secrets_revision": secrets_revision,
         "allow_pickle": settings.allow_pickle,
     }
     apps = [_gateway(settings, wanted, auth_epoch, runtime_args)]
@@ -80,6 +84,7 @@ def routing_table(wanted: list[Desired], auth_epoch: int = 0) -> dict[str, Any]:
             ],
             "max_batch_size": d.batching["max_batch_size"],
             "batch_wait_ms": d.batching["batch_wait_timeout_ms"],
+            "timeout_s": d.timeout_ms / 1000,
         }
     return {"routes": routes, "auth_epoch": auth_epoch}
 
@@ -91,8 +96,6 @@ def _gateway(
         **runtime_args,
         "max_models": settings.shared_models_per_replica,
         "models_budget_mb": settings.shared_models_budget_mb,
-        "database_url": settings.resolved_database_url,
-        "redis_url": settings.redis_url,
         "redis_namespace": settings.redis_namespace,
         "plans_file": str(settings.plans_file),
         "jwks_url": f"{settings.control_url}/.well-known/jwks.json",
@@ -103,6 +106,7 @@ def _gateway(
         "quota_dedupe_s": settings.quota_dedupe_seconds,
         "max_body_bytes": settings.inference_max_body_bytes,
         "usage_flush_s": settings.usage_flush_seconds,
+        "tenant_max_in_flight": settings.gateway_tenant_concurrency,
     }
     return {
         "name": GATEWAY_APP,

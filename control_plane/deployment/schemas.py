@@ -9,6 +9,7 @@ from control_plane.kit.schemas import InputSchema, Name, ReadSchema
 from control_plane.model.schemas import ALIAS_PATTERN
 
 Mode = Literal["shared", "dedicated"]
+DEFAULT_TIMEOUT_MS, MIN_TIMEOUT_MS, MAX_TIMEOUT_MS = 30_000, 10, 600_000
 
 
 class Target(InputSchema):
@@ -59,6 +60,13 @@ class _Shape(InputSchema):
     max_queued_requests: int = Field(
         100, ge=1, le=100_000, description="Beyond this many waiting requests: 503."
     )
+    timeout_ms: int = Field(
+        DEFAULT_TIMEOUT_MS,
+        ge=MIN_TIMEOUT_MS,
+        le=MAX_TIMEOUT_MS,
+        description="Each prediction's deadline; past it: 504 prediction_timeout. At most the "
+        "plan's max_prediction_timeout_ms (left out: 30000, or that cap when lower).",
+    )
 
 
 class DeploymentCreate(_Shape):
@@ -89,6 +97,9 @@ class DeploymentUpdate(InputSchema):
     autoscaling: Autoscaling | None = None
     batching: Batching | None = None
     max_queued_requests: int | None = Field(None, ge=1, le=100_000)
+    timeout_ms: int | None = Field(
+        None, ge=MIN_TIMEOUT_MS, le=MAX_TIMEOUT_MS, description="Each prediction's deadline."
+    )
 
     @model_validator(mode="after")
     def _targets(self) -> DeploymentUpdate:
@@ -127,6 +138,7 @@ class DeploymentRead(ReadSchema):
     autoscaling: Autoscaling
     batching: Batching
     max_queued_requests: int
+    timeout_ms: int = Field(description="Each prediction's deadline; past it: 504.")
     status: Literal["pending", "ready", "failed", "updating"]
     error: str | None
     endpoints: dict[str, str] = Field(description="Where to send requests (Serve port).")

@@ -12,6 +12,7 @@ from control_plane.auth.principal import Principal
 from control_plane.db import after_commit
 from control_plane.deployment.repository import DeploymentRepository
 from control_plane.deployment.schemas import (
+    MIN_TIMEOUT_MS,
     DeploymentCreate,
     DeploymentRead,
     DeploymentUpdate,
@@ -55,6 +56,7 @@ async def create(
         model_id=model.id,
         traffic=traffic,
         max_queued_requests=data.max_queued_requests,
+        timeout_ms=await _timeout_ms(services, tenant_id, data),
         status="pending",
         created_by=principal.user_id,
         **fields,
@@ -177,6 +179,12 @@ async def _within_plan(services: Services, session: AsyncSession, deployment: De
     cap = limits.get(Limit.MAX_DEPLOYMENTS)
     if cap is not None and len(others) + 1 > cap:
         raise PlanLimitExceeded(f"the plan allows {cap:g} deployments")
+    cap = limits.get(Limit.MAX_PREDICTION_TIMEOUT_MS)
+    if cap is not None and deployment.timeout_ms > cap:
+        raise PlanLimitExceeded(
+            f"the plan's max_prediction_timeout_ms is {cap:g}; "
+            f"this deployment asks for timeout_ms {deployment.timeout_ms}"
+        )
     if deployment.mode != "dedicated":
         return
     replicas = deployment.autoscaling["max_replicas"] + sum(
@@ -187,6 +195,14 @@ async def _within_plan(services: Services, session: AsyncSession, deployment: De
         raise PlanLimitExceeded(
             f"the plan allows {cap:g} dedicated replicas in all; this would make {replicas}"
         )
+
+
+async def _timeout_ms(services: Services, tenant_id: str, data: DeploymentCreate) -> int:
+    """The deadline asked for; left out, the default, or the plan's cap when lower."""
+    if "timeout_ms" in data.model_fields_set:
+        return data.timeout_ms
+    cap = (await services.quotas.limits(tenant_id)).get(Limit.MAX_PREDICTION_TIMEOUT_MS)
+    return data.timeout_ms if cap is None else max(MIN_TIMEOUT_MS, min(data.timeout_ms, int(cap)))
 
 
 def _cluster_or_503(services: Services) -> None:

@@ -1,5 +1,6 @@
 """Validates uploaded versions: the real loader loads each one and predicts on a sample,
-in a child process with a memory and time limit (``serve_apps.runtime.probe``).
+in the sandbox with a memory, CPU and time limit (``serve_apps.runtime.probe``), within
+the process-wide limit on sandboxed work that uploads with ``?wait=true`` obey too.
 
 Versions wait in the database as ``validating``; any control-plane process may take one
 (a lease in ``probe_started_at``), so a restart or a crash mid-probe only delays them.
@@ -15,6 +16,7 @@ from datetime import timedelta
 import anyio.to_thread
 from sqlalchemy import ColumnElement, or_
 
+from cluster.sandbox import INSTALL_HINT, Sandbox, SandboxUnavailable
 from control_plane.artifact.accounting import purge
 from control_plane.artifact.crypto import CorruptBlob
 from control_plane.artifact.keys import DataKeys
@@ -24,6 +26,7 @@ from control_plane.db import Database
 from control_plane.event.service import emit
 from control_plane.kit.clock import utcnow
 from control_plane.kit.repository import PLATFORM
+from control_plane.kit.slots import FairSlots
 from control_plane.model.repository import VersionRepository
 from control_plane.models import ModelVersion
 from serve_apps.runtime.probe import ProbeResult, probe
@@ -34,9 +37,17 @@ log = logging.getLogger(__name__)
 
 class Validator:
     def __init__(
-        self, *, db: Database, artifacts: ArtifactStore, data_keys: DataKeys, settings: Settings
+        self,
+        *,
+        db: Database,
+        artifacts: ArtifactStore,
+        data_keys: DataKeys,
+        settings: Settings,
+        sandbox: Sandbox,
+        slots: FairSlots,
     ) -> None:
         self._db, self._artifacts, self._keys, self._settings = db, artifacts, data_keys, settings
+        self._sandbox, self._slots = sandbox, slots
         self._wake = asyncio.Event()
         self._lease = timedelta(seconds=settings.probe_timeout_seconds + 60)
 
@@ -94,7 +105,12 @@ class Validator:
 
     async def _validate(self, version: ModelVersion) -> None:
         key = await self._keys.for_tenant(version.tenant_id)
-        result = await anyio.to_thread.run_sync(self._probe, version, key)
+        async with self._slots.slot(version.tenant_id):
+            try:
+                result = await anyio.to_thread.run_sync(self._probe, version, key)
+            except SandboxUnavailable:  # it stays validating; the upload route said 503
+                log.error("cannot validate version %s: %s", version.id, INSTALL_HINT)
+                return
         await self._record(version, result)
 
     def _probe(self, version: ModelVersion, data_key: bytes) -> ProbeResult:
@@ -111,6 +127,7 @@ class Validator:
                     memory_mb=self._settings.probe_memory_mb,
                     timeout_s=self._settings.probe_timeout_seconds,
                     allow_pickle=self._settings.allow_pickle,
+                    sandbox=self._sandbox,
                 )
         except (CorruptBlob, OSError) as exc:
             return ProbeResult(False, error=f"the stored artifact cannot be read: {exc}")

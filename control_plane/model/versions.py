@@ -35,6 +35,7 @@ async def upload(
     """Store the uploaded artifact as the model's next version, ``validating``. With
     ``wait``, validate it before answering: a version that fails is discarded (422)."""
     model = await models.get(session, principal, model_id)
+    services.require_sandbox()
     async with receive(services, session, model.tenant_id, request) as form:
         if form.stored is None:
             raise ValidationFailed("the form has no 'file' part", extra={"field": "file"})

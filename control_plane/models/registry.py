@@ -109,6 +109,8 @@ class Deployment(Entity, TenantOwned):
     autoscaling: Mapped[dict[str, Any]] = mapped_column(JSON)
     batching: Mapped[dict[str, Any]] = mapped_column(JSON)
     max_queued_requests: Mapped[int]
+    # each prediction's deadline (the plan caps it); rows made before it existed: 30 s
+    timeout_ms: Mapped[int] = mapped_column(default=30_000, server_default="30000")
     status: Mapped[str] = mapped_column(String(20), default="pending")
     error: Mapped[str | None] = mapped_column(Text)
     generation: Mapped[int] = mapped_column(default=1)

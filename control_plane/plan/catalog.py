@@ -27,6 +27,7 @@ class Limit(StrEnum):
     MONTHLY_PLUGIN_EXECUTIONS = "monthly_plugin_executions"
     STORAGE_GB = "storage_gb"
     MAX_UPLOAD_MB = "max_upload_mb"
+    MAX_PREDICTION_TIMEOUT_MS = "max_prediction_timeout_ms"
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Limits(_Strict):
     monthly_plugin_executions: Amount
     storage_gb: Amount
     max_upload_mb: Amount
+    max_prediction_timeout_ms: Amount
 
     def get(self, limit: Limit) -> float | None:
         value: float | None = getattr(self, limit.value)

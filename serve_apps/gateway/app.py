@@ -24,6 +24,7 @@ from ray.serve.exceptions import BackPressureError, ReplicaUnavailableError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cluster.sandbox import SandboxUnavailable
 from control_plane.auth.permissions import Action
 from control_plane.errors import AtriumError
 from control_plane.plan.catalog import Limit
@@ -32,6 +33,7 @@ from serve_apps.gateway.config import GatewayConfig, Route, RouteTarget, Routing
 from serve_apps.gateway.identity import Identity
 from serve_apps.runtime.cache import WrongTenant, model_cache
 from serve_apps.runtime.signature import InputChecker, InputError, Signature
+from serve_apps.runtime.workers import PoolFull, PredictionTimeout, WorkerError, WorkerFailed
 
 log = logging.getLogger("atrium.gateway")
 _V2 = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/infer|/ready)?$")
@@ -49,7 +51,8 @@ class Gateway:
         self._config = GatewayConfig.model_validate(config)
         self._identity = Identity(self._config)
         self._models = model_cache(self._config)
-        self._in_flight: dict[str, int] = {}
+        self._in_flight: dict[str, int] = {}  # per deployment
+        self._tenant_in_flight: dict[str, int] = {}
         self._table = RoutingTable()
         self._checkers: dict[str, InputChecker] = {}
         self._signatures: dict[str, Signature] = {}
@@ -179,6 +182,11 @@ class Gateway:
         waiting = self._in_flight.get(route.deployment_id, 0)
         if waiting >= route.max_queued:  # a bounded queue per deployment, never a long wait
             raise Problem(503, "overloaded", "the deployment's queue is full", {"Retry-After": "1"})
+        if self._tenant_in_flight.get(tenant_id, 0) >= self._config.tenant_max_in_flight:
+            # one tenant cannot hold every slot of this replica
+            raise Problem(
+                503, "overloaded", "too many of your requests are in flight", {"Retry-After": "1"}
+            )
         rows = len(next(iter(inputs.values()))) if inputs else 0
         await self._identity.quotas.charge(
             tenant_id,
@@ -189,20 +197,29 @@ class Gateway:
             hot=True,
         )
         self._in_flight[route.deployment_id] = self._in_flight.get(route.deployment_id, 0) + 1
+        self._tenant_in_flight[tenant_id] = self._tenant_in_flight.get(tenant_id, 0) + 1
         try:
             return await self._call(route, target, tenant_id, inputs)
         finally:
             self._in_flight[route.deployment_id] -= 1
+            self._tenant_in_flight[tenant_id] -= 1
 
     async def _call(
         self, route: Route, target: RouteTarget, tenant_id: str, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
-        args = (tenant_id, target.version_id, inputs, route.max_batch_size, route.batch_wait_ms)
+        args = (
+            tenant_id,
+            target.version_id,
+            inputs,
+            route.max_batch_size,
+            route.batch_wait_ms,
+            route.timeout_s,
+        )
         try:
-            if route.app is None:  # shared: loaded in this replica, no hop
+            if route.app is None:  # shared: in this replica's worker for the tenant
                 return await self._models.predict(*args)
             return await self._remote(route.app, args)
-        except BackPressureError:
+        except (BackPressureError, PoolFull):
             raise Problem(
                 503, "overloaded", "the deployment's queue is full", {"Retry-After": "1"}
             ) from None
@@ -210,6 +227,15 @@ class Gateway:
             raise Problem(422, "validation_error", str(exc)) from None
         except WrongTenant:
             raise Problem(404, "not_found", "no such deployment") from None
+        except PredictionTimeout as exc:
+            raise Problem(504, "prediction_timeout", str(exc)) from None
+        except WorkerError as exc:
+            raise _worker_problem(exc) from None
+        except WorkerFailed as exc:
+            code = "memory_limit_exceeded" if exc.limit == "memory" else "worker_failed"
+            raise Problem(500, code, str(exc)) from None
+        except SandboxUnavailable as exc:
+            raise Problem(503, "sandbox_unavailable", str(exc)) from None
 
     async def _remote(self, app: str, args: tuple[Any, ...]) -> dict[str, np.ndarray]:
         """A dedicated deployment's replica predicts. A prediction has no side effects,
@@ -242,6 +268,14 @@ class Gateway:
         versions = [str(t.version) for t in route.targets]
         body = protocol.model_metadata(route.name, versions, signature)
         return Response(json.dumps(body), headers={**headers, "content-type": "application/json"})
+
+
+def _worker_problem(exc: WorkerError) -> Problem:
+    if exc.kind == "input":
+        return Problem(422, "validation_error", exc.message)
+    if exc.kind == "memory":
+        return Problem(500, "memory_limit_exceeded", exc.message)
+    return Problem(500, "internal_error", f"the model failed on this request: {exc.message}")
 
 
 def _pin(request: Request) -> str | None:

@@ -9,10 +9,9 @@ from serve_apps.runtime.cache import RuntimeConfig
 
 
 class GatewayConfig(RuntimeConfig):
-    """The runtime's settings (it serves shared deployments' models) and the gateway's."""
+    """The runtime's settings (it serves shared deployments' models) and the gateway's.
+    The database and Redis URLs are secrets: they come from ``secrets_file``."""
 
-    database_url: str = Field(description="API keys, users, tenants and the usage ledger.")
-    redis_url: str | None = Field(None, description="Shared rate limits, quotas, invalidation.")
     redis_namespace: str = "atrium"
     plans_file: str
     jwks_url: str = Field(description="The control plane's public signing keys.")
@@ -23,6 +22,11 @@ class GatewayConfig(RuntimeConfig):
     quota_dedupe_s: int = 3600
     max_body_bytes: int = Field(16 * 1024 * 1024, description="Larger requests: 413.")
     usage_flush_s: float = 2.0
+    tenant_max_in_flight: int = Field(
+        64,
+        ge=1,
+        description="Requests one tenant may have in flight in one gateway replica; beyond: 503.",
+    )
 
 
 class RouteTarget(BaseModel):
@@ -45,6 +49,9 @@ class Route(BaseModel):
     targets: list[RouteTarget]
     max_batch_size: int
     batch_wait_ms: float
+    timeout_s: float = Field(
+        30.0, description="Each prediction's deadline; past it: 504 prediction_timeout."
+    )
 
 
 class RoutingTable(BaseModel):

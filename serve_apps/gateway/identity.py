@@ -1,5 +1,6 @@
 """Who is calling, and what they may spend: the control plane's own authenticator and
-quota service, built here from the gateway's config (no control-plane settings).
+quota service, built here from the gateway's config (no control-plane settings) and
+the secrets file it names (the database and Redis URLs).
 
 API keys are looked up by hash in the database (cached briefly); access tokens are
 verified by the control plane's public keys (JWKS, fetched again for an unknown key
@@ -29,6 +30,7 @@ from control_plane.quota.backend import LocalQuotaBackend, QuotaBackend, RedisQu
 from control_plane.quota.service import Quotas
 from control_plane.usage.recorder import UsageRecorder
 from serve_apps.gateway.config import GatewayConfig
+from serve_apps.runtime.secrets import ServeSecrets
 
 log = logging.getLogger(__name__)
 _REFETCH_S = 5.0
@@ -65,8 +67,9 @@ class Jwks:
 
 class Identity:
     def __init__(self, config: GatewayConfig) -> None:
-        self.db = Database(config.database_url)
-        self._redis = connect(config.redis_url) if config.redis_url else None
+        secrets = ServeSecrets.load(config.secrets_file)
+        self.db = Database(secrets.database_url)
+        self._redis = connect(secrets.redis_url) if secrets.redis_url else None
         verifier = TokenVerifier(
             Jwks(config.jwks_url).key_of,
             issuer=config.jwt_issuer,

@@ -4,24 +4,22 @@ One ``Batcher`` per loaded model, so rows of different models never share a batc
 batch goes as soon as it holds ``max_batch_size`` rows, or when its first request
 has waited ``wait_s``: a partial batch is never held longer than that. Each request is
 checked against the signature on its own before it joins, so one bad request cannot
-fail the others; predictions run in a worker thread so the event loop keeps taking
-requests meanwhile (the frameworks release the GIL while they compute).
+fail the others. The prediction itself is awaited (it runs in the tenant's sandboxed
+worker), so nothing tenant-supplied ever runs on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Callable
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 Arrays = dict[str, np.ndarray]
 IDLE_S = 30.0
-INLINE_S = 0.0005
+Predict = Callable[[Arrays, float], Awaitable[Arrays]]  # (batch, deadline in seconds)
 
 
 @dataclass
@@ -34,22 +32,19 @@ class _Pending:
 class Batcher:
     def __init__(
         self,
-        predict: Callable[[Arrays], Arrays],
+        predict: Predict,
         *,
         max_batch_size: int,
         wait_s: float,
-        executor: Executor | None = None,
+        timeout_s: float = 30.0,
     ) -> None:
         self._predict = predict
         self.max_batch_size = max_batch_size
         self.wait_s = wait_s
-        self._executor = executor
+        self.timeout_s = timeout_s
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # how many predictions ran (for tests and metrics)
-        # how long a prediction takes (moving average): tiny models run on the event
-        # loop itself, since handing them to the worker thread costs more than they do
-        self._cost_s = INLINE_S
 
     async def submit(self, inputs: Arrays) -> Arrays:
         """Predict ``inputs`` (already checked; batch-major) as part of some batch."""
@@ -100,17 +95,8 @@ class Batcher:
         batch = [p for p in batch if not p.future.cancelled()]
         if not batch:
             return
-        loop = asyncio.get_running_loop()
         try:
-            joined = _concat([p.inputs for p in batch])
-            if self._cost_s < INLINE_S:  # cheaper than a hop to the worker thread and back
-                started = time.perf_counter()
-                outputs = self._predict(joined)
-                self._cost_s = 0.8 * self._cost_s + 0.2 * (time.perf_counter() - started)
-            else:
-                started = time.perf_counter()
-                outputs = await loop.run_in_executor(self._executor, self._predict, joined)
-                self._cost_s = 0.8 * self._cost_s + 0.2 * (time.perf_counter() - started)
+            outputs = await self._predict(_concat([p.inputs for p in batch]), self.timeout_s)
             parts = _split(outputs, [p.rows for p in batch])
         except Exception as exc:
             for pending in batch:

@@ -1,29 +1,41 @@
 """Loaded models of one replica: an LRU keyed by version id, each with its own batcher,
 bounded by a count and by a memory budget (artifact sizes).
 
-Artifacts come decrypted from the control plane's internal routes (keys never reach
-the cluster); a version is loaded once even when many requests ask for it at once.
-Used by the gateway (shared deployments, served in its own replicas: one hop less) and
-by dedicated deployments' replicas.
+Nothing here runs a tenant's model: each version is loaded and predicted in its
+tenant's sandboxed runtime worker (``workers``); this side decrypts nothing either:
+artifacts come decrypted from the control plane's internal routes (keys never reach
+the cluster) and go to the worker as a read-only descriptor. A version is loaded once
+even when many requests ask for it at once; when a worker dies, its versions are
+forgotten and load again in its replacement.
+Used by the gateway (shared deployments, served beside its own replicas) and by
+dedicated deployments' replicas.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
+import contextlib
+import functools
+import os
 from collections import OrderedDict
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 from pydantic import BaseModel, Field
 
-from serve_apps.runtime import LoadedModel, Signature, load_model
+from cluster.sandbox import Limits, default_sandbox
+from serve_apps.runtime import Signature
 from serve_apps.runtime.batching import Batcher
+from serve_apps.runtime.secrets import ServeSecrets
+from serve_apps.runtime.workers import (
+    Worker,
+    WorkerFailed,
+    WorkerPool,
+    WorkerSettings,
+    background,
+)
 
 
 class WrongTenant(PermissionError):
@@ -33,7 +45,7 @@ class WrongTenant(PermissionError):
 @dataclass
 class Served:
     tenant_id: str
-    model: LoadedModel
+    worker: Worker
     batcher: Batcher
     size_bytes: int  # of the artifact: what the cache budgets memory by
 
@@ -44,33 +56,37 @@ class ModelCache:
         *,
         control_url: str,
         internal_token: str,
-        executor: Executor,
+        pool: WorkerPool,
         capacity: int = 16,
         budget_bytes: int = 2 * 1024**3,
         allow_pickle: bool = False,
+        load_timeout_s: float = 120.0,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=control_url,
             headers={"Authorization": f"Bearer {internal_token}"},
             timeout=120,
         )
-        self._executor = executor
+        self.pool = pool
+        pool.on_exit.append(self._forget_worker)
         self._capacity = capacity
         self._budget = budget_bytes
         self._allow_pickle = allow_pickle
+        self._load_timeout_s = load_timeout_s
         self._models: OrderedDict[str, Served] = OrderedDict()
         self._loading: dict[str, asyncio.Task[Served]] = {}
 
     def holds(self, version_id: str) -> bool:
         """Whether the version is loaded here (a request for it will not wait for a load)."""
-        return version_id in self._models
+        served = self._models.get(version_id)
+        return served is not None and served.worker.alive
 
     async def get(self, version_id: str, tenant_id: str) -> Served:
         served = self._models.get(version_id)
-        if served is None:
+        if served is None or not served.worker.alive:
             task = self._loading.get(version_id)
             if task is None:
-                task = asyncio.get_running_loop().create_task(self._load(version_id))
+                task = asyncio.get_running_loop().create_task(self._load(version_id, tenant_id))
                 self._loading[version_id] = task
             try:
                 served = await asyncio.shield(task)
@@ -91,11 +107,16 @@ class ModelCache:
         inputs: dict[str, np.ndarray],
         max_batch_size: int,
         wait_ms: float,
+        timeout_s: float = 30.0,
     ) -> dict[str, np.ndarray]:
         served = await self.get(version_id, tenant_id)
-        checked = served.model.check(inputs)  # per request: one bad request fails alone
-        served.batcher.max_batch_size, served.batcher.wait_s = max_batch_size, wait_ms / 1000
-        return await served.batcher.submit(checked)
+        batcher = served.batcher
+        batcher.max_batch_size, batcher.wait_s, batcher.timeout_s = (
+            max_batch_size,
+            wait_ms / 1000,
+            timeout_s,
+        )
+        return await served.batcher.submit(inputs)
 
     def _remember(self, version_id: str, served: Served) -> None:
         self._models[version_id] = served
@@ -104,31 +125,57 @@ class ModelCache:
             len(self._models) > self._capacity
             or sum(s.size_bytes for s in self._models.values()) > self._budget
         ):
-            _, evicted = self._models.popitem(last=False)
-            asyncio.get_running_loop().create_task(evicted.batcher.close())
+            evicted_id, evicted = self._models.popitem(last=False)
+            self._drop(evicted_id, evicted)
 
-    async def _load(self, version_id: str) -> Served:
+    def _drop(self, version_id: str, served: Served) -> None:
+        background(served.batcher.close())
+        if served.worker.alive:
+            background(served.worker.unload(version_id))
+
+    def _forget_worker(self, worker: Worker) -> None:
+        for version_id, served in list(self._models.items()):
+            if served.worker is worker:
+                del self._models[version_id]
+                background(served.batcher.close())
+
+    async def _load(self, version_id: str, tenant_id: str) -> Served:
         meta = await self._get(f"/internal/v1/model-versions/{version_id}")
-        folder = Path(tempfile.mkdtemp(prefix="atrium-model-"))
+        if meta["tenant_id"] != tenant_id:
+            raise WrongTenant("this model belongs to another tenant")
+        fd = await self._artifact(version_id)
         try:
-            path = folder / "artifact"
+            size = os.fstat(fd).st_size
+            signature = Signature.model_validate(meta["signature"]) if meta["signature"] else None
+            worker = await self.pool.get(tenant_id)
+            await worker.load(
+                version_id,
+                meta["format"],
+                signature,
+                fd,
+                allow_pickle=self._allow_pickle,
+                timeout_s=self._load_timeout_s,
+            )
+        finally:
+            os.close(fd)
+        batcher = Batcher(
+            functools.partial(worker.predict, version_id), max_batch_size=32, wait_s=0.005
+        )
+        return Served(meta["tenant_id"], worker, batcher, size)
+
+    async def _artifact(self, version_id: str) -> int:
+        """The decrypted artifact in an anonymous file (never on disk), read-only."""
+        fd = os.memfd_create("atrium-artifact", os.MFD_CLOEXEC)
+        try:
             url = f"/internal/v1/model-versions/{version_id}/artifact"
             async with self._http.stream("GET", url) as response:
                 response.raise_for_status()
-                with path.open("wb") as out:
-                    async for chunk in response.aiter_bytes():
-                        out.write(chunk)
-            size = path.stat().st_size
-            signature = Signature.model_validate(meta["signature"]) if meta["signature"] else None
-            model = await asyncio.to_thread(
-                load_model, meta["format"], path, signature, allow_pickle=self._allow_pickle
-            )
+                async for chunk in response.aiter_bytes():
+                    os.write(fd, chunk)
+            readonly = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
         finally:
-            shutil.rmtree(folder, ignore_errors=True)  # loaded models keep no file open
-        batcher = Batcher(
-            model.predict_checked, max_batch_size=32, wait_s=0.005, executor=self._executor
-        )
-        return Served(meta["tenant_id"], model, batcher, size)
+            os.close(fd)
+        return readonly
 
     async def _get(self, path: str) -> dict[str, Any]:
         response = await self._http.get(path)
@@ -136,22 +183,40 @@ class ModelCache:
         body: dict[str, Any] = response.json()
         return body
 
+    async def close(self) -> None:
+        await self.pool.close()
+        with contextlib.suppress(Exception):
+            await self._http.aclose()
+
 
 class RuntimeConfig(BaseModel):
     control_url: str = Field(description="The control plane, for artifacts.")
-    internal_token: str = Field(description="Presented to the control plane's internal routes.")
+    secrets_file: str = Field(
+        description="The platform secrets (a ServeSecrets JSON file); args carry only its path."
+    )
+    secrets_revision: str = Field(
+        "", description="Changes when that file is rewritten, so replicas restart and reread it."
+    )
     allow_pickle: bool = False
+    worker_memory_mb: int = Field(2048, ge=64, description="Each runtime worker's memory cap.")
+    worker_cpus: float = Field(1.0, gt=0, description="Each runtime worker's CPU share.")
+    workers: int = Field(8, ge=1, description="Runtime workers (one per tenant) per replica.")
+    worker_idle_s: float = Field(300, gt=0, description="An idle worker is stopped after this.")
     max_models: int = Field(16, ge=1, description="Loaded versions per replica (LRU).")
     models_budget_mb: int = Field(2048, ge=1, description="Their artifacts' total size cap.")
 
 
 def model_cache(config: RuntimeConfig) -> ModelCache:
-    # one prediction at a time per replica: the frameworks use the cores themselves
+    limits = Limits(memory_mb=config.worker_memory_mb, cpus=config.worker_cpus)
+    settings = WorkerSettings(limits, max_workers=config.workers, idle_s=config.worker_idle_s)
     return ModelCache(
         control_url=config.control_url,
-        internal_token=config.internal_token,
-        executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict"),
+        internal_token=ServeSecrets.load(config.secrets_file).internal_token,
+        pool=WorkerPool(default_sandbox(), settings),
         capacity=config.max_models,
         budget_bytes=config.models_budget_mb * 1024 * 1024,
         allow_pickle=config.allow_pickle,
     )
+
+
+__all__ = ["ModelCache", "RuntimeConfig", "Served", "WorkerFailed", "WrongTenant", "model_cache"]

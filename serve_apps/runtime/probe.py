@@ -1,21 +1,28 @@
-"""Load an artifact and run one prediction in a child process with a memory and time limit.
+"""Load an artifact and run one prediction in the sandbox (the tenant zone), with a
+memory, CPU and time limit.
 
-A hostile or corrupt file can crash or hang only the child. The registry marks a
-version ``ready`` only after a successful probe, and takes the signature from it.
+A hostile or corrupt file can crash, hang or misbehave only inside the sandbox, which
+sees no platform file, secret or network. The registry marks a version ``ready`` only
+after a successful probe, and takes the signature from it.
 
-    python -m serve_apps.runtime.probe   (reads the request as JSON on stdin)
+    python -m serve_apps.runtime.probe   (reads the request as JSON on stdin; the
+                                          artifact is the descriptor it names)
 """
 
 from __future__ import annotations
 
 import json
-import resource
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from serve_apps.runtime.signature import Signature
+
+if TYPE_CHECKING:  # the sandboxed side of this module must not need cluster/
+    from cluster.sandbox import Completed, Sandbox
 
 
 @dataclass(frozen=True)
@@ -33,48 +40,54 @@ def probe(
     memory_mb: int = 4096,
     timeout_s: float = 120.0,
     allow_pickle: bool = False,
+    sandbox: Sandbox | None = None,
 ) -> ProbeResult:
-    request = {
-        "format": fmt,
-        "path": str(path),
-        "signature": signature.model_dump() if signature else None,
-        "allow_pickle": allow_pickle,
-    }
+    """Raises ``SandboxUnavailable`` when no sandbox can be started (never runs unsandboxed)."""
+    from cluster.sandbox import Limits, Spec, default_sandbox
 
-    def limit() -> None:  # runs in the child, before Python starts
-        cap = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
+    fd = os.open(path, os.O_RDONLY)
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "serve_apps.runtime.probe"],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            preexec_fn=limit,
-            check=False,
+        request = {
+            "format": fmt,
+            "fd": fd,
+            "signature": signature.model_dump() if signature else None,
+            "allow_pickle": allow_pickle,
+        }
+        spec = Spec(
+            argv=[sys.executable, "-m", "serve_apps.runtime.probe"],
+            limits=Limits(memory_mb=memory_mb, wall_s=timeout_s, tmp_mb=memory_mb),
+            packages=("serve_apps",),
+            pass_fds=[fd],
+            stdin=subprocess.PIPE,
         )
-    except subprocess.TimeoutExpired:
-        return ProbeResult(False, error=f"loading took longer than {timeout_s:g}s")
-    result = _result(done, memory_mb)
+        done = (sandbox or default_sandbox()).run(spec, json.dumps(request).encode())
+    finally:
+        os.close(fd)
+    result = _result(done, memory_mb, timeout_s)
     if result.error:  # the message is for the uploader: no server paths in it
-        scrubbed = result.error.replace(str(path), "the artifact").strip()
+        scrubbed = result.error.replace(str(path), "the artifact")
+        scrubbed = scrubbed.replace(f"/proc/self/fd/{fd}", "the artifact").strip()
         return ProbeResult(False, error=scrubbed)
     return result
 
 
-def _result(done: subprocess.CompletedProcess[str], memory_mb: int) -> ProbeResult:
-    lines = done.stdout.strip().splitlines()
+def _result(done: Completed, memory_mb: int, timeout_s: float) -> ProbeResult:
+    if done.limit == "time":
+        return ProbeResult(False, error=f"loading took longer than {timeout_s:g}s")
+    stdout, stderr = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+    lines = stdout.strip().splitlines()
     if done.returncode == 0 and lines:
-        answer = json.loads(lines[-1])
-        if answer["ok"]:
-            return ProbeResult(True, signature=Signature.model_validate(answer["signature"]))
-        return ProbeResult(False, error=answer["error"])
-    if any(sign in done.stderr for sign in ("MemoryError", "bad_alloc", "Memory allocation")):
+        try:
+            answer = json.loads(lines[-1])
+            if answer["ok"]:
+                return ProbeResult(True, signature=Signature.model_validate(answer["signature"]))
+            return ProbeResult(False, error=str(answer["error"])[:2000])
+        except (ValueError, KeyError, TypeError):
+            return ProbeResult(False, error="the loader answered something unreadable")
+    out_of_memory = ("MemoryError", "bad_alloc", "Memory allocation")
+    if done.limit == "memory" or any(sign in stderr for sign in out_of_memory):
         return ProbeResult(False, error=f"loading needed more than {memory_mb} MB")
-    tail = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+    tail = stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
     return ProbeResult(False, error=f"the loader crashed: {tail[0][:300]}")
 
 
@@ -86,7 +99,7 @@ def _main() -> None:
     try:
         model = load_model(
             request["format"],
-            Path(request["path"]),
+            Path(f"/proc/self/fd/{int(request['fd'])}"),
             Signature.model_validate(given) if given else None,
             device="cpu",
             allow_pickle=request["allow_pickle"],

@@ -1,8 +1,8 @@
 """The Serve deployment of a dedicated deployment: its own replicas, resources and
 queue (all set in the Serve config the reconciler renders), holding its versions in a
-``ModelCache`` (one batcher per model). Shared deployments are served by the gateway's
-own replicas with the same cache. Imports Ray; receives a ``RuntimeConfig``, never the
-control plane's settings.
+``ModelCache`` (one batcher per model); each replica owns its sandboxed worker. Shared
+deployments are served beside the gateway's own replicas with the same cache. Imports
+Ray; receives a ``RuntimeConfig``, never the control plane's settings.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ class ModelServer:
         inputs: dict[str, np.ndarray],
         max_batch_size: int,
         wait_ms: float,
+        timeout_s: float = 30.0,
     ) -> dict[str, np.ndarray]:
-        return await self._models.predict(tenant_id, version_id, inputs, max_batch_size, wait_ms)
+        return await self._models.predict(
+            tenant_id, version_id, inputs, max_batch_size, wait_ms, timeout_s
+        )
 
 
 def build(config: dict[str, Any]) -> Any:

@@ -149,3 +149,40 @@ def test_without_a_cluster_deploying_answers_503(
     model = new_model(world.api, world.acme["developer"].token)
     response = _deploy(world, name="churn", model_id=model["id"], version=1)
     assert "no Ray cluster" in problem(response, 503, "cluster_unavailable")["detail"]
+
+
+def test_the_default_deadline_is_30_s_or_the_plans_cap_when_lower(
+    world: World, served: dict[str, Any]
+) -> None:
+    on_free = _deploy(world, name="free", model_id=served["id"], version=1)
+    assert on_free.status_code == 202, on_free.text
+    assert on_free.json()["timeout_ms"] == 10_000  # the free plan's max_prediction_timeout_ms
+    world.api.call(
+        "PUT", f"/api/v1/tenants/{world.acme.id}/plan", world.admin_token, json={"plan": "pro"}
+    )
+    on_pro = _deploy(world, name="pro", model_id=served["id"], version=1)
+    assert on_pro.json()["timeout_ms"] == 30_000
+    got = world.api.get(f"/api/v1/deployments/{on_pro.json()['id']}", world.acme["owner"].token)
+    assert got.json()["timeout_ms"] == 30_000
+
+
+def test_the_plan_caps_each_predictions_deadline(world: World, served: dict[str, Any]) -> None:
+    api, token = world.api, world.acme["developer"].token
+    over = _deploy(world, name="slow", model_id=served["id"], version=1, timeout_ms=10_001)
+    assert "max_prediction_timeout_ms" in problem(over, 403, "quota_exceeded")["detail"]
+    problem(_deploy(world, name="slow", model_id=served["id"], version=1, timeout_ms=5), 422)
+    deployment = _deploy(world, name="slow", model_id=served["id"], version=1, timeout_ms=250)
+    assert deployment.json()["timeout_ms"] == 250
+    url = f"/api/v1/deployments/{deployment.json()['id']}"
+    refused = api.patch(url, token, json={"timeout_ms": 20_000})
+    assert "max_prediction_timeout_ms" in problem(refused, 403, "quota_exceeded")["detail"]
+    assert api.get(url, token).json()["timeout_ms"] == 250
+    world.api.call(
+        "PUT",
+        f"/api/v1/tenants/{world.acme.id}/limits",
+        world.admin_token,
+        json={"limits": {"api_rps": None, "max_prediction_timeout_ms": 60_000}},
+    )
+    raised = api.patch(url, token, json={"timeout_ms": 20_000})
+    assert raised.status_code == 202, raised.text
+    assert raised.json()["timeout_ms"] == 20_000

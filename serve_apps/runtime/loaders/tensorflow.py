@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import shutil
-import stat
 import tempfile
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from serve_apps.runtime.archives import check_zip, extract_zip
 from serve_apps.runtime.loaders.base import (
     LoadedModel,
     Loader,
     LoaderError,
-    UnsafeArtifact,
     outputs_named,
 )
 from serve_apps.runtime.signature import Signature, TensorSpec
@@ -55,6 +54,7 @@ class KerasLoader(Loader):
 
         if not zipfile.is_zipfile(path):
             raise LoaderError("not a .keras file (legacy HDF5 and pickles are refused)")
+        check_zip(path)  # Keras unzips it itself: bombs and escaping names stop here
         with tempfile.TemporaryDirectory() as tmp:
             named = Path(tmp) / "model.keras"  # Keras insists on the extension
             shutil.copyfile(path, named)
@@ -106,16 +106,8 @@ class SavedModelLoader(Loader):
 
 
 def safe_extract(archive: Path, into: Path) -> None:
-    """Unzip refusing absolute paths, '..', links and devices (zip-slip)."""
+    """Unzip a SavedModel upload: limits, escaping names and links are refused before
+    anything is written (``archives.extract_zip``)."""
     if not zipfile.is_zipfile(archive):
         raise LoaderError("a SavedModel must be uploaded as a zip")
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            name = PurePosixPath(info.filename)
-            mode = info.external_attr >> 16
-            if name.is_absolute() or ".." in name.parts or "\\" in info.filename:
-                raise UnsafeArtifact(f"zip entry escapes the archive: {info.filename}")
-            kind = stat.S_IFMT(mode)  # 0 when the archiver recorded no file type
-            if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
-                raise UnsafeArtifact(f"zip entry is not a plain file: {info.filename}")
-        zf.extractall(into)
+    extract_zip(archive, into)

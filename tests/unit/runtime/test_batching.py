@@ -16,10 +16,10 @@ class Recorder:
         self.sizes: list[int] = []
         self.scale = scale
 
-    def __call__(self, inputs: Arrays) -> Arrays:
+    async def __call__(self, inputs: Arrays, timeout_s: float) -> Arrays:
         (x,) = inputs.values()
         self.sizes.append(len(x))
-        time.sleep(0.005)  # the framework takes a moment, as a real one does
+        await asyncio.sleep(0.005)  # the worker takes a moment, as a real one does
         return {"y": x[:, 0] * self.scale}
 
 
@@ -89,7 +89,7 @@ def test_two_models_never_share_a_batch() -> None:
 def test_a_failing_prediction_fails_its_batch_and_the_batcher_goes_on() -> None:
     calls = []
 
-    def flaky(inputs: Arrays) -> Arrays:
+    async def flaky(inputs: Arrays, timeout_s: float) -> Arrays:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("the model raised")

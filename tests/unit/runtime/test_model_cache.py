@@ -3,36 +3,49 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from serve_apps.runtime.batching import Batcher
+from cluster.sandbox import Bubblewrap, Limits
+from serve_apps.runtime.batching import Arrays, Batcher
 from serve_apps.runtime.cache import ModelCache, Served
+from serve_apps.runtime.workers import WorkerPool, WorkerSettings
+
+
+class _Worker:
+    """Stands in for a live runtime worker (the cache only asks whether it is alive)."""
+
+    alive = True
+
+    async def unload(self, key: str) -> None:
+        pass
+
+
+async def _echo(inputs: Arrays, timeout_s: float) -> Arrays:
+    return inputs
 
 
 def _served(size: int) -> Served:
-    batcher = Batcher(lambda x: x, max_batch_size=1, wait_s=0)
-    return Served("ten_a", model=None, batcher=batcher, size_bytes=size)  # type: ignore[arg-type]
+    batcher = Batcher(_echo, max_batch_size=1, wait_s=0)
+    return Served("ten_a", _Worker(), batcher, size)  # type: ignore[arg-type]
 
 
 def _kept(capacity: int, budget: int, sizes: list[int], touch: str | None = None) -> list[str]:
     async def run() -> list[str]:
-        with ThreadPoolExecutor(1) as pool:
-            cache = ModelCache(
-                control_url="http://127.0.0.1:9",
-                internal_token="t",
-                executor=pool,
-                capacity=capacity,
-                budget_bytes=budget,
-            )
-            for n, size in enumerate(sizes):
-                cache._remember(f"v{n}", _served(size))
-                if touch is not None and cache.holds(touch):
-                    await cache.get(touch, "ten_a")
-            await asyncio.sleep(0)
-            kept: Any = list(cache._models)
-            await cache._http.aclose()
-            return list(kept)
+        cache = ModelCache(
+            control_url="http://127.0.0.1:9",
+            internal_token="t",
+            pool=WorkerPool(Bubblewrap(), WorkerSettings(Limits())),  # never starts one here
+            capacity=capacity,
+            budget_bytes=budget,
+        )
+        for n, size in enumerate(sizes):
+            cache._remember(f"v{n}", _served(size))
+            if touch is not None and cache.holds(touch):
+                await cache.get(touch, "ten_a")
+        await asyncio.sleep(0)
+        kept: Any = list(cache._models)
+        await cache.close()
+        return list(kept)
 
     return asyncio.run(run())
 
