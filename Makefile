@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit format bench clean
+.PHONY: run test lint typecheck unit format bench clean sandbox
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,15 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed $(VENV)/.installed-ml
 
+# tenant models and files run only inside bubblewrap: install it when we can (root with
+# apt-get), else stop with the one command that does
+sandbox:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } \
+	  || { echo "Atrium needs bubblewrap: sudo apt-get install bubblewrap"; exit 1; }
+
 # the ml extra (torch, TensorFlow) lets the registry validate every model format
-run: $(VENV)/.installed-ml
+run: sandbox $(VENV)/.installed-ml
 	$(BIN)/atrium up
 
 lint: $(VENV)/.installed-test
@@ -32,7 +39,7 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-test: lint typecheck
+test: sandbox lint typecheck
 	$(BIN)/pytest
 
 format: $(VENV)/.installed-test

@@ -104,11 +104,16 @@ class Sandboxed:
 
     def limit_hit(self) -> str | None:
         """Which limit ended it, when one did: 'memory' or 'time'."""
-        if self._timed_out:
-            return "time"
         if self._cgroups is not None and self._cgroups.oom_killed():
             return "memory"
+        if self._timed_out:
+            return "time"
         return None
+
+    def at_memory_limit(self) -> bool:
+        """Whether it has pressed against its memory cap (it may be thrashing there
+        rather than killed yet)."""
+        return self._cgroups is not None and self._cgroups.memory_capped()
 
     def communicate(self, data: bytes | None, timeout_s: float | None) -> Completed:
         try:
@@ -362,6 +367,20 @@ class _Cgroups:
                     key, _, value = line.partition(" ")
                     if key == "oom_kill" and int(value) > 0:
                         return True
+        return False
+
+    def memory_capped(self) -> bool:
+        for d in self._dirs:
+            name = "memory.events" if self._v2 else "memory.failcnt"
+            with contextlib.suppress(OSError, ValueError):
+                text = (d / name).read_text()
+                if not self._v2 and int(text.strip() or 0) > 0:
+                    return True
+                if self._v2 and any(
+                    line.split()[0] in ("max", "oom_kill") and int(line.split()[1]) > 0
+                    for line in text.splitlines()
+                ):
+                    return True
         return False
 
     def kill(self) -> None:

@@ -215,3 +215,66 @@ if __name__ == "__main__":
     import sys
 
     write_samples(Path(sys.argv[1] if len(sys.argv) > 1 else "sample-models"))
+
+
+def hostile_torchscript(directory: Path, canary: Path) -> Path:
+    """A TorchScript model that behaves until its input asks it not to: x[0,0] == 1000
+    reads ``canary`` (a platform file), 2000 allocates without bound, 3000 spins. The
+    validation sample (small values) sees a plain linear model."""
+    import torch
+
+    class Hostile(torch.nn.Module):
+        def __init__(self, path: str) -> None:
+            super().__init__()
+            self.path = path
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            mode = int(x[0, 0].item())
+            if mode == 1000:
+                stolen = torch.from_file(self.path, shared=False, size=16, dtype=torch.uint8)
+                return stolen.to(torch.float32).reshape(1, 16).expand(x.shape[0], 16)
+            if mode == 2000:
+                hog: list[torch.Tensor] = []
+                for _ in range(64):
+                    hog.append(torch.ones(256 * 1024 * 1024, dtype=torch.uint8))
+                total = 0
+                for block in hog:
+                    total = total + int(block.sum().item())
+                return x * float(total)
+            if mode == 3000:
+                i = 0
+                while i >= 0:
+                    i = i + 1
+                return x * float(i)
+            return x * 2.0
+
+    path = directory / "hostile.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(Hostile(str(canary)))
+        torch.jit.save(scripted, str(path))
+    return path
+
+
+def slow_torchscript(directory: Path, iterations: int = 5_000_000) -> Path:
+    """A TorchScript model whose every prediction (the validation sample's too) loops for
+    a second or two: a slow model to validate."""
+    import torch
+
+    class Slow(torch.nn.Module):
+        def __init__(self, iterations: int) -> None:
+            super().__init__()
+            self.iterations = iterations
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            total = 0
+            for i in range(self.iterations):
+                total = total + i % 7
+            return x * float(total > 0)
+
+    path = directory / "slow.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(Slow(iterations))
+        torch.jit.save(scripted, str(path))
+    return path

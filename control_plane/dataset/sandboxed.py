@@ -8,13 +8,19 @@ and time capped) and only its description comes back, as JSON checked here.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from cluster.sandbox import Limits, Sandbox, Spec
 from control_plane.dataset.inspect import TableShape, UnreadableDataset, inspect
+
+if TYPE_CHECKING:  # the sandboxed side of this module sees only control_plane/
+    from cluster.sandbox import Sandbox
+
+log = logging.getLogger(__name__)
 
 
 def inspect_sandboxed(
@@ -22,6 +28,8 @@ def inspect_sandboxed(
 ) -> TableShape:
     """Rows and typed columns of the file, read in the sandbox; UnreadableDataset when
     it is not a readable table (or the reader broke a limit)."""
+    from cluster.sandbox import Limits, Spec
+
     fd = os.open(path, os.O_RDONLY)
     try:
         spec = Spec(
@@ -38,14 +46,19 @@ def inspect_sandboxed(
         raise UnreadableDataset(f"reading the file broke the {done.limit} limit")
     try:
         answer = json.loads(done.stdout.decode().strip().splitlines()[-1])
-        if "error" in answer:
-            raise UnreadableDataset(str(answer["error"])[:2000])
-        return TableShape(
-            int(answer["rows"]),
-            [{"name": str(c["name"]), "type": str(c["type"])} for c in answer["columns"]],
-        )
-    except (ValueError, KeyError, TypeError, IndexError):
+        error = answer.get("error")
+        shape = None if error is not None else _shape(answer)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        log.warning("the sandboxed dataset reader failed: %s", done)
         raise UnreadableDataset("the file could not be read") from None
+    if shape is None:
+        raise UnreadableDataset(str(error)[:2000])
+    return shape
+
+
+def _shape(answer: dict[str, Any]) -> TableShape:
+    columns = [{"name": str(c["name"]), "type": str(c["type"])} for c in answer["columns"]]
+    return TableShape(int(answer["rows"]), columns)
 
 
 def _main(fd: int, fmt: str) -> None:

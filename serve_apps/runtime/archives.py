@@ -165,7 +165,9 @@ def _extract_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, into: Path, budge
                     )
                 dst.write(chunk)
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
-        raise UnsafeArtifact(f"zip entry {info.filename} does not match its header: {exc}") from None
+        raise UnsafeArtifact(
+            f"zip entry {info.filename} does not match its header: {exc}"
+        ) from None
     except (OSError, NotImplementedError, RuntimeError) as exc:
         raise LoaderError(f"zip entry {info.filename} does not extract: {exc}") from None
     return written

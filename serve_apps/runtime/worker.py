@@ -1,6 +1,7 @@
 """A runtime worker: loads and predicts one tenant's models, inside the sandbox.
 
-    python -m serve_apps.runtime.worker FD    (FD: its socket to the platform)
+    python -m serve_apps.runtime.worker FD TENANT   (FD: its socket to the platform;
+                                                    TENANT: whose it is, for ps)
 
 It holds no credential and sees no platform file: artifacts come in as read-only
 descriptors, tensors as raw bytes or sealed shared memory, and its answers are data

@@ -160,6 +160,9 @@ class Worker:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:
             # a worker stuck in one prediction is stuck for all: replace it
+            if self._running.at_memory_limit():  # thrashing at its cap, not merely slow
+                self.fail(self._memory_failure())
+                raise self._memory_failure() from None
             self.fail(WorkerFailed("another request to this worker ran past its deadline"))
             raise PredictionTimeout(f"the prediction took longer than {timeout_s:g}s") from None
         finally:
@@ -221,10 +224,8 @@ class Worker:
 
     async def _reap(self, failure: WorkerFailed) -> None:
         await asyncio.to_thread(self._running.process.wait)
-        limit = self._running.limit_hit()
-        if limit == "memory":
-            failure.limit = "memory"
-            failure.message = f"the model's worker went past its memory limit ({self.memory_mb} MB)"
+        if self._running.limit_hit() == "memory":
+            failure.limit, failure.message = "memory", self._memory_failure().message
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(failure)
@@ -236,6 +237,10 @@ class Worker:
         await asyncio.to_thread(self._running.close)
         for callback in self.on_exit:
             callback(self)
+
+    def _memory_failure(self) -> WorkerFailed:
+        message = f"the model's worker went past its memory limit ({self.memory_mb} MB)"
+        return WorkerFailed(message, "memory")
 
     def close(self) -> None:
         if self.failure is None:
@@ -283,14 +288,8 @@ class WorkerPool:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 - kept for the worker's life
         try:
-            spec = Spec(
-                argv=[sys.executable, "-m", "serve_apps.runtime.worker", str(theirs.fileno())],
-                limits=self._settings.limits,
-                packages=self._settings.packages,
-                pass_fds=[theirs.fileno()],
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
+            argv = ["-m", "serve_apps.runtime.worker", str(theirs.fileno()), tenant_id]
+            spec = worker_spec(self._settings, argv, pass_fds=[theirs.fileno()], stderr=stderr)
             running = await asyncio.to_thread(self._sandbox.start, spec)
         except BaseException:
             ours.close()
@@ -333,6 +332,16 @@ class WorkerPool:
             worker.close()
         if self._reaper is not None:
             self._reaper.cancel()
+
+
+def worker_spec(settings: WorkerSettings, python_args: Sequence[str], **options: Any) -> Spec:
+    """How a runtime worker is sandboxed: the interpreter with ``python_args``."""
+    return Spec(
+        argv=[sys.executable, *python_args],
+        limits=settings.limits,
+        packages=settings.packages,
+        **{"stdout": subprocess.DEVNULL, **options},
+    )
 
 
 _BACKGROUND: set[asyncio.Task[Any]] = set()

@@ -50,11 +50,11 @@ class KerasLoader(Loader):
     carries_signature = True
 
     def load(self, path: Path, signature: Signature | None, *, device: str) -> LoadedModel:
-        import keras
-
         if not zipfile.is_zipfile(path):
             raise LoaderError("not a .keras file (legacy HDF5 and pickles are refused)")
         check_zip(path)  # Keras unzips it itself: bombs and escaping names stop here
+        import keras  # only once the archive is known to be safe (slow import)
+
         with tempfile.TemporaryDirectory() as tmp:
             named = Path(tmp) / "model.keras"  # Keras insists on the extension
             shutil.copyfile(path, named)
