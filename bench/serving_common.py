@@ -69,18 +69,28 @@ class Stack:
             concurrency=concurrency,
         )
 
+    def tenant(self, slug: str, plan: str = "pro") -> Stack:
+        """Another tenant on the same platform, with its own unthrottled key."""
+        scopes = ["inference", "models:write"]
+        tenant, _owner, key = tenant_with_key(self.platform.api, slug, scopes, plan=plan)
+        admin = Client(self.platform.api, token(self.platform.api, ADMIN_EMAIL))
+        admin(
+            "PUT",
+            f"/tenants/{tenant}/limits",
+            json={"limits": {"inference_rps": None, "monthly_predictions": None}},
+        )
+        return Stack(self.platform, Client(self.platform.api, key), key)
+
 
 @contextmanager
-def running(home: Path, *, fast: bool = False, plan: str = "pro") -> Iterator[Stack]:
+def running(
+    home: Path, *, fast: bool = False, plan: str = "pro", env: dict[str, str] | None = None
+) -> Iterator[Stack]:
     extra = {"ATRIUM_SERVE_HIGH_THROUGHPUT": "true"} if fast else {}
-    platform = Platform(home, extra_env=extra)
+    platform = Platform(home, extra_env={**extra, **(env or {})})
     platform.start()
     try:
-        scopes = ["inference", "models:write"]
-        tenant, _owner, key = tenant_with_key(platform.api, "bench", scopes, plan=plan)
-        admin = Client(platform.api, token(platform.api, ADMIN_EMAIL))
-        admin("PUT", f"/tenants/{tenant}/limits", json={"limits": {"inference_rps": None}})
-        yield Stack(platform, Client(platform.api, key), key)
+        yield Stack(platform, Client(platform.api, ""), "").tenant("bench", plan)
     finally:
         platform.stop()
 

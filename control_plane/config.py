@@ -137,6 +137,16 @@ class Settings(BaseSettings):
     shared_models_budget_mb: int = Field(
         2048, ge=1, description="…and the total size of their artifacts it may hold."
     )
+    worker_memory_mb: int = Field(
+        2048, ge=64, description="Each sandboxed runtime worker's memory cap (one tenant's models)."
+    )
+    worker_cpus: float = Field(1.0, gt=0, description="Each runtime worker's CPU share.")
+    workers_per_replica: int = Field(
+        16, ge=1, description="Runtime workers (one per tenant) beside each replica; LRU beyond."
+    )
+    worker_idle_seconds: float = Field(
+        300, gt=0, description="A runtime worker idle this long is stopped (its models unload)."
+    )
     inference_max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Larger inference requests: 413."
     )

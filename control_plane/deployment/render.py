@@ -49,6 +49,10 @@ def render(
         "secrets_file": secrets_file,
         "secrets_revision": secrets_revision,
         "allow_pickle": settings.allow_pickle,
+        "worker_memory_mb": settings.worker_memory_mb,
+        "worker_cpus": settings.worker_cpus,
+        "workers": settings.workers_per_replica,
+        "worker_idle_s": settings.worker_idle_seconds,
     }
     apps = [_gateway(settings, wanted, auth_epoch, runtime_args)]
     apps += [

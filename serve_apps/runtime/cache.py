@@ -200,7 +200,7 @@ class RuntimeConfig(BaseModel):
     allow_pickle: bool = False
     worker_memory_mb: int = Field(2048, ge=64, description="Each runtime worker's memory cap.")
     worker_cpus: float = Field(1.0, gt=0, description="Each runtime worker's CPU share.")
-    workers: int = Field(8, ge=1, description="Runtime workers (one per tenant) per replica.")
+    workers: int = Field(16, ge=1, description="Runtime workers (one per tenant) per replica.")
     worker_idle_s: float = Field(300, gt=0, description="An idle worker is stopped after this.")
     max_models: int = Field(16, ge=1, description="Loaded versions per replica (LRU).")
     models_budget_mb: int = Field(2048, ge=1, description="Their artifacts' total size cap.")
