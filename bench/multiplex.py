@@ -62,7 +62,9 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="atrium-bench-multiplex-"))
     with running(work / "home", fast=True, plan="enterprise") as first:
-        tenants = [first] + [first.tenant(f"t{i}", "enterprise") for i in range(1, args.tenants)]
+        tenants = [first] + [
+            first.tenant(f"tenant-{i}", "enterprise") for i in range(1, args.tenants)
+        ]
         names = []
         for n in range(args.models):
             folder = work / f"m{n}"

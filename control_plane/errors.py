@@ -89,6 +89,10 @@ class Conflict(AtriumError):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class MethodNotAllowed(AtriumError):
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+
 class PayloadTooLarge(AtriumError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
@@ -116,6 +120,42 @@ class QuotaExceeded(AtriumError):
     def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
         self.headers["Retry-After"] = str(max(1, retry_after))
+
+
+class PredictionFailed(AtriumError):
+    """The tenant's model raised on this request; its worker lives on."""
+
+
+class WorkerFailed(AtriumError):
+    """The tenant's runtime worker died or broke the protocol mid-request; it is replaced."""
+
+    code, title = "worker_failed", "Worker failed"
+
+
+class MemoryLimitExceeded(WorkerFailed):
+    """The tenant's runtime worker went past its memory cap; it is replaced."""
+
+    code, title = "memory_limit_exceeded", "Memory limit exceeded"
+
+
+class NotReady(AtriumError):
+    status, code, title = 503, "not_ready", "Not ready"
+
+
+class Overloaded(AtriumError):
+    """Too many requests are already queued; the caller may retry shortly."""
+
+    status, code, title = 503, "overloaded", "Overloaded"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers["Retry-After"] = str(max(1, retry_after))
+
+
+class PredictionTimeout(AtriumError):
+    """A prediction ran past its deadline; the worker that ran it is replaced."""
+
+    status, code, title = 504, "prediction_timeout", "Prediction timeout"
 
 
 class ClusterUnavailable(AtriumError):

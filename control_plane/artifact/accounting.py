@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.artifact.store import ArtifactStore
 from control_plane.dataset.repository import DatasetRepository
 from control_plane.db import Database
 from control_plane.model.repository import VersionRepository
 from control_plane.models import Dataset, ModelVersion
+
+if TYPE_CHECKING:  # quotas count stored bytes without loading the store (and pyarrow)
+    from control_plane.artifact.store import ArtifactStore
 
 log = logging.getLogger(__name__)
 KEPT = ModelVersion.status != "failed"

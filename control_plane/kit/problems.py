@@ -10,19 +10,70 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from control_plane.errors import AtriumError
+from control_plane.errors import (
+    AtriumError,
+    BadRequest,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from control_plane.kit.context import current_request_id
 
 log = logging.getLogger(__name__)
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
+_HTTP_ERRORS: dict[int, type[AtriumError]] = {
+    error.status: error
+    for error in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+    )
 }
+
+
+def problem_body(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None,
+    request_id: str | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Problem Details body, the same for the API and the inference gateway."""
+    return {
+        "type": f"urn:atrium:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": instance,
+        "request_id": request_id,
+        **(extra or {}),
+    }
+
+
+def error_body(
+    error: AtriumError, *, instance: str | None, request_id: str | None
+) -> dict[str, Any]:
+    """The Problem Details body of one of our errors."""
+    return problem_body(
+        error.status,
+        error.code,
+        error.title,
+        error.detail,
+        instance=instance,
+        request_id=request_id,
+        extra=error.extra,
+    )
 
 
 def problem(
@@ -35,16 +86,15 @@ def problem(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    body = {
-        "type": f"urn:atrium:problem:{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "instance": instance,
-        "request_id": current_request_id(),
-        **(extra or {}),
-    }
+    body = problem_body(
+        status,
+        code,
+        title,
+        detail,
+        instance=instance,
+        request_id=current_request_id(),
+        extra=extra,
+    )
     return JSONResponse(
         body, status_code=status, headers=headers, media_type="application/problem+json"
     )
@@ -52,14 +102,9 @@ def problem(
 
 async def _atrium_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AtriumError)
-    return problem(
-        exc.status,
-        exc.code,
-        exc.title,
-        exc.detail,
-        instance=request.url.path,
-        headers=exc.headers,
-        extra=exc.extra,
+    body = error_body(exc, instance=request.url.path, request_id=current_request_id())
+    return JSONResponse(
+        body, status_code=exc.status, headers=exc.headers, media_type="application/problem+json"
     )
 
 
@@ -73,9 +118,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     errors = [{"field": _field(e["loc"]), "message": e["msg"]} for e in exc.errors()]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return problem(
-        422,
-        "validation_error",
-        "Validation error",
+        ValidationFailed.status,
+        ValidationFailed.code,
+        ValidationFailed.title,
         detail,
         instance=request.url.path,
         extra={"errors": errors},
@@ -84,8 +129,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
-    title = code.replace("_", " ").capitalize()
+    known = _HTTP_ERRORS.get(exc.status_code)
+    code = known.code if known else "http_error"
+    title = known.title if known else "HTTP error"
     detail = exc.detail if isinstance(exc.detail, str) else title
     return problem(
         exc.status_code,
@@ -100,9 +146,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return problem(
-        500,
-        "internal_error",
-        "Internal server error",
+        AtriumError.status,
+        AtriumError.code,
+        AtriumError.title,
         "an unexpected error occurred",
         instance=request.url.path,
     )

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from control_plane.artifact.accounting import stored_bytes
 from control_plane.db import Database
 from control_plane.errors import NotFound, QuotaExceeded, RateLimited
 from control_plane.event.service import emit_once
@@ -250,6 +249,9 @@ class Quotas:
             elif limit in RATES:
                 out.append(QuotaStatus(limit.value, ceiling, None, "second", None))
             elif limit is Limit.STORAGE_GB:
+                # imported here: the gateway charges quotas and never reports storage
+                from control_plane.artifact.accounting import stored_bytes
+
                 async with self._db.sessionmaker() as session:
                     stored = await stored_bytes(session, tenant_id)
                 out.append(QuotaStatus(limit.value, ceiling, stored / 1e9, "total", None))

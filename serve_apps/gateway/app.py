@@ -25,25 +25,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cluster.sandbox import SandboxUnavailable
+from control_plane import errors
 from control_plane.auth.permissions import Action
-from control_plane.errors import AtriumError
+from control_plane.kit.problems import error_body
 from control_plane.plan.catalog import Limit
 from serve_apps.gateway import protocol
 from serve_apps.gateway.config import GatewayConfig, Route, RouteTarget, RoutingTable
 from serve_apps.gateway.identity import Identity
+from serve_apps.runtime import workers
 from serve_apps.runtime.cache import WrongTenant, model_cache
 from serve_apps.runtime.signature import InputChecker, InputError, Signature
-from serve_apps.runtime.workers import PoolFull, PredictionTimeout, WorkerError, WorkerFailed
 
 log = logging.getLogger("atrium.gateway")
 _V2 = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/infer|/ready)?$")
 _V1 = re.compile(r"^/v1/models/([^/:]+):predict$")
-
-
-class Problem(Exception):
-    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None):
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.headers = status, code, detail, headers or {}
 
 
 class Gateway:
@@ -74,16 +69,13 @@ class Gateway:
         headers: dict[str, str] = {}  # Serve's proxy adds x-request-id itself
         try:
             return await self._handle(request, request_id, headers)
-        except Problem as known:
-            return _problem(known, request, request_id, headers)
-        except AtriumError as exc:
-            refused = Problem(exc.status, exc.code, exc.detail, exc.headers)
-            return _problem(refused, request, request_id, headers)
+        except errors.AtriumError as exc:
+            return _problem(exc, request, request_id, headers)
         except protocol.ProtocolError as exc:
-            return _problem(Problem(400, "bad_request", str(exc)), request, request_id, headers)
+            return _problem(errors.BadRequest(str(exc)), request, request_id, headers)
         except Exception:
             log.exception("inference request %s failed", request_id)
-            failed = Problem(500, "internal_error", "the model failed on this request")
+            failed = errors.PredictionFailed("the model failed on this request")
             return _problem(failed, request, request_id, headers)
 
     async def _handle(self, request: Request, request_id: str, headers: dict[str, str]) -> Response:
@@ -92,14 +84,14 @@ class Gateway:
             return Response(status_code=200, headers=headers)
         v2, v1 = _V2.match(path), _V1.match(path)
         if v2 is None and v1 is None:
-            raise Problem(404, "not_found", f"no inference route {path}")
+            raise errors.NotFound(f"no inference route {path}")
         principal = await self._identity.authenticator.authenticate(
             request.headers.get("authorization")
         )
         if principal.tenant_id is None:
-            raise Problem(403, "forbidden", "inference belongs to tenants")
+            raise errors.Forbidden("inference belongs to tenants")
         if not principal.can(Action.INFERENCE):
-            raise Problem(403, "forbidden", "this credential lacks the 'inference' scope")
+            raise errors.Forbidden("this credential lacks the 'inference' scope")
         tenant_id = principal.tenant_id
         headers.update(
             await self._identity.quotas.rate(
@@ -112,13 +104,13 @@ class Gateway:
         name = (v2 or v1).group(1)  # type: ignore[union-attr]
         route = self._table.routes.get(RoutingTable.key(tenant_id, name))
         if route is None:
-            raise Problem(404, "not_found", f"no deployment named '{name}'")
+            raise errors.NotFound(f"no deployment named '{name}'")
         pinned = (v2.group(2) if v2 else None) or _pin(request)
         target = _target(route, pinned)
         if v2 is not None and v2.group(3) != "/infer":
             return self._describe(route, target, v2.group(3) == "/ready", headers, request)
         if request.method != "POST":
-            raise Problem(405, "method_not_allowed", "inference takes POST")
+            raise errors.MethodNotAllowed("inference takes POST")
         body = await self._body(request)
         signature = self._signature(target)
         if v2 is not None:
@@ -144,13 +136,13 @@ class Gateway:
         limit = self._config.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise Problem(413, "payload_too_large", f"the request exceeds {limit} bytes")
+            raise errors.PayloadTooLarge(f"the request exceeds {limit} bytes")
         chunks, size = [], 0
         async for chunk in request.stream():
             chunks.append(chunk)
             size += len(chunk)
             if size > limit:
-                raise Problem(413, "payload_too_large", f"the request exceeds {limit} bytes")
+                raise errors.PayloadTooLarge(f"the request exceeds {limit} bytes")
         return b"".join(chunks)
 
     def _signature(self, target: RouteTarget) -> Signature:
@@ -169,7 +161,7 @@ class Gateway:
         try:
             return checker(inputs)
         except InputError as exc:
-            raise Problem(422, "validation_error", str(exc)) from None
+            raise errors.ValidationFailed(str(exc)) from None
 
     async def _predict(
         self,
@@ -181,12 +173,10 @@ class Gateway:
     ) -> dict[str, np.ndarray]:
         waiting = self._in_flight.get(route.deployment_id, 0)
         if waiting >= route.max_queued:  # a bounded queue per deployment, never a long wait
-            raise Problem(503, "overloaded", "the deployment's queue is full", {"Retry-After": "1"})
+            raise errors.Overloaded("the deployment's queue is full")
         if self._tenant_in_flight.get(tenant_id, 0) >= self._config.tenant_max_in_flight:
             # one tenant cannot hold every slot of this replica
-            raise Problem(
-                503, "overloaded", "too many of your requests are in flight", {"Retry-After": "1"}
-            )
+            raise errors.Overloaded("too many of your requests are in flight")
         rows = len(next(iter(inputs.values()))) if inputs else 0
         await self._identity.quotas.charge(
             tenant_id,
@@ -219,23 +209,22 @@ class Gateway:
             if route.app is None:  # shared: in this replica's worker for the tenant
                 return await self._models.predict(*args)
             return await self._remote(route.app, args)
-        except (BackPressureError, PoolFull):
-            raise Problem(
-                503, "overloaded", "the deployment's queue is full", {"Retry-After": "1"}
-            ) from None
+        except (BackPressureError, workers.PoolFull):
+            raise errors.Overloaded("the deployment's queue is full") from None
         except InputError as exc:
-            raise Problem(422, "validation_error", str(exc)) from None
+            raise errors.ValidationFailed(str(exc)) from None
         except WrongTenant:
-            raise Problem(404, "not_found", "no such deployment") from None
-        except PredictionTimeout as exc:
-            raise Problem(504, "prediction_timeout", str(exc)) from None
-        except WorkerError as exc:
+            raise errors.NotFound("no such deployment") from None
+        except workers.PredictionTimeout as exc:
+            raise errors.PredictionTimeout(str(exc)) from None
+        except workers.WorkerError as exc:
             raise _worker_problem(exc) from None
-        except WorkerFailed as exc:
-            code = "memory_limit_exceeded" if exc.limit == "memory" else "worker_failed"
-            raise Problem(500, code, str(exc)) from None
+        except workers.WorkerFailed as exc:
+            if exc.limit == "memory":
+                raise errors.MemoryLimitExceeded(str(exc)) from None
+            raise errors.WorkerFailed(str(exc)) from None
         except SandboxUnavailable as exc:
-            raise Problem(503, "sandbox_unavailable", str(exc)) from None
+            raise errors.SandboxUnavailable(str(exc)) from None
 
     async def _remote(self, app: str, args: tuple[Any, ...]) -> dict[str, np.ndarray]:
         """A dedicated deployment's replica predicts. A prediction has no side effects,
@@ -270,12 +259,12 @@ class Gateway:
         return Response(json.dumps(body), headers={**headers, "content-type": "application/json"})
 
 
-def _worker_problem(exc: WorkerError) -> Problem:
+def _worker_problem(exc: workers.WorkerError) -> errors.AtriumError:
     if exc.kind == "input":
-        return Problem(422, "validation_error", exc.message)
+        return errors.ValidationFailed(exc.message)
     if exc.kind == "memory":
-        return Problem(500, "memory_limit_exceeded", exc.message)
-    return Problem(500, "internal_error", f"the model failed on this request: {exc.message}")
+        return errors.MemoryLimitExceeded(exc.message)
+    return errors.PredictionFailed(f"the model failed on this request: {exc.message}")
 
 
 def _pin(request: Request) -> str | None:
@@ -288,31 +277,23 @@ def _target(route: Route, pinned: str | None) -> RouteTarget:
             if str(target.version) == pinned or target.alias == pinned:
                 return target
         served = ", ".join(str(t.version) for t in route.targets)
-        raise Problem(404, "not_found", f"version {pinned} is not served here (serving {served})")
+        raise errors.NotFound(f"version {pinned} is not served here (serving {served})")
     live = [t for t in route.targets if t.weight > 0]
     if not live:
-        raise Problem(503, "not_ready", "the deployment serves no version right now")
+        raise errors.NotReady("the deployment serves no version right now")
     if len(live) == 1:
         return live[0]
     return random.choices(live, weights=[t.weight for t in live])[0]  # noqa: S311
 
 
 def _problem(
-    problem: Problem, request: Request, request_id: str, headers: dict[str, str]
+    error: errors.AtriumError, request: Request, request_id: str, headers: dict[str, str]
 ) -> Response:
-    body = {
-        "type": f"urn:atrium:problem:{problem.code}",
-        "title": problem.code.replace("_", " ").capitalize(),
-        "status": problem.status,
-        "detail": problem.detail,
-        "code": problem.code,
-        "instance": request.url.path,
-        "request_id": request_id,
-    }
+    body = error_body(error, instance=request.url.path, request_id=request_id)
     return Response(
         json.dumps(body),
-        status_code=problem.status,
-        headers={**headers, **problem.headers, "content-type": "application/problem+json"},
+        status_code=error.status,
+        headers={**headers, **error.headers, "content-type": "application/problem+json"},
     )
 
 

@@ -53,7 +53,7 @@ def pack(arrays: Arrays) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
     """Descriptions and contiguous arrays (strings as fixed-width numpy text)."""
     specs, parts, offset = [], [], 0
     for name, value in arrays.items():
-        value = np.ascontiguousarray(_plain(np.asarray(value)))
+        value = np.asarray(_plain(np.asarray(value)), order="C")  # a 0-d array stays 0-d
         specs.append(
             {
                 "name": name,
