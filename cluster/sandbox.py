@@ -205,14 +205,15 @@ def _bwrap_argv(spec: Spec, scratch: Path) -> list[str]:
     if spec.network:
         args.append("--share-net")
     args += _system_view()
-    for host in _python_paths(spec.packages):
-        args += ["--ro-bind", host, host]
-    for host, inside in spec.read_only.items():
-        args += ["--ro-bind", host, inside]
+    # the private /tmp first: what is bound below it (a venv under /tmp, say) stays visible
     tmp = str(spec.limits.tmp_mb * 1024 * 1024)
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--perms", "1777", "--size", tmp, "--tmpfs", "/tmp"]  # noqa: S108 - its own
     args += ["--perms", "1777", "--size", tmp, "--tmpfs", "/dev/shm"]  # noqa: S108 - its own
+    for host in _python_paths(spec.packages):
+        args += ["--ro-bind", host, host]
+    for host, inside in spec.read_only.items():
+        args += ["--ro-bind", host, inside]
     args += ["--bind", str(scratch), "/scratch", "--chdir", "/scratch"]
     args += _gpu_devices()
     args.append("--clearenv")
