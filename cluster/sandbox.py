@@ -284,8 +284,14 @@ def _gpu_devices() -> list[str]:
     return args
 
 
-@functools.cache
+_USABLE = False
+
+
 def _bwrap_unusable() -> str | None:
+    """Tried until it works once (so installing bubblewrap needs no restart)."""
+    global _USABLE
+    if _USABLE:
+        return None
     if shutil.which("bwrap") is None:
         return f"bubblewrap (bwrap) is not installed; {INSTALL_HINT}"
     trial = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--ro-bind"]
@@ -297,6 +303,7 @@ def _bwrap_unusable() -> str | None:
     if done.returncode != 0:
         why = done.stderr.decode(errors="replace").strip()[:300]
         return f"bubblewrap cannot start a sandbox here ({why}); user namespaces must be allowed"
+    _USABLE = True
     return None
 
 

@@ -95,11 +95,23 @@ class Worker:
         await self._wait(0, timeout_s)
 
     async def load(
-        self, key: str, fmt: str, signature: Signature | None, artifact_fd: int, **options: Any
+        self,
+        key: str,
+        fmt: str,
+        signature: Signature | None,
+        artifact_fd: int,
+        *,
+        allow_pickle: bool = False,
+        timeout_s: float | None = None,
     ) -> Signature:
-        header = {"op": "load", "key": key, "format": fmt, **options}
-        header["signature"] = signature.model_dump() if signature else None
-        frame = await self.request(header, fds=[artifact_fd], timeout_s=options.get("timeout_s"))
+        header = {
+            "op": "load",
+            "key": key,
+            "format": fmt,
+            "allow_pickle": allow_pickle,
+            "signature": signature.model_dump() if signature else None,
+        }
+        frame = await self.request(header, fds=[artifact_fd], timeout_s=timeout_s)
         return Signature.model_validate(frame.header.get("signature"))
 
     async def predict(self, key: str, inputs: Arrays, timeout_s: float) -> Arrays:
