@@ -27,7 +27,7 @@ from control_plane.quota.service import Quotas
 from control_plane.usage.recorder import UsageRecorder
 
 CONCURRENCY, SECONDS = 32, 3.0
-PLANS = Path(__file__).resolve().parent.parent / "configs" / "plans.yaml"
+PLANS = Path(__file__).resolve().parent.parent / "control_plane" / "plan" / "plans.yaml"
 
 
 async def rate(op: Callable[[int], Awaitable[object]], seconds: float = SECONDS) -> float:

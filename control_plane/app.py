@@ -20,6 +20,8 @@ from control_plane.deployment.endpoints import router as deployment_router
 from control_plane.deployment.internal import router as internal_router
 from control_plane.event.endpoints import router as event_router
 from control_plane.kit import problems
+from control_plane.kit.body_limit import BodyLimitMiddleware
+from control_plane.kit.forwarded import ClientAddressMiddleware
 from control_plane.model.endpoints import router as model_router
 from control_plane.observability import Metrics, ObservabilityMiddleware
 from control_plane.plan.endpoints import router as plan_router
@@ -78,6 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    # inside the observability middleware: its 413s are logged and carry the request id
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # inside the observability middleware too, which logs the address it sets
+    app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     for router in ROUTERS:
         app.include_router(router)

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from control_plane.cli_registry import datasets_app, models_app
 from control_plane.config import Settings
+from control_plane.kit.secret_files import ensure_private_dir
 from control_plane.migrate import upgrade
 
 app = typer.Typer(help="Atrium: a multi-tenant ML platform on Ray.", no_args_is_help=True)
@@ -18,11 +19,13 @@ admin_app = typer.Typer(help="Platform administrators.", no_args_is_help=True)
 keys_app = typer.Typer(help="Access-token signing keys.", no_args_is_help=True)
 billing_app = typer.Typer(help="Invoices.", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Webhook tools.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
 app.add_typer(billing_app, name="billing")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(audit_app, name="audit")
 app.add_typer(models_app, name="models")
 app.add_typer(datasets_app, name="datasets")
 console = Console(stderr=True)
@@ -45,8 +48,8 @@ def _settings() -> Settings:
 
 
 def _prepare(settings: Settings) -> None:
-    """The home directory exists and the schema is current."""
-    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    """The home directory exists (owner-only) and the schema is current."""
+    ensure_private_dir(settings.home_dir)
     upgrade(settings.resolved_database_url)
 
 
@@ -62,6 +65,9 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
         port=settings.api_port if port is None else port,
         log_config=None,
         access_log=False,
+        # X-Forwarded-For is believed only from ATRIUM_TRUSTED_PROXIES (kit.forwarded),
+        # not from uvicorn's default of any local process
+        proxy_headers=False,
     )
 
 
@@ -82,7 +88,8 @@ def up(
     from cluster import local
     from control_plane.services import ray_token
 
-    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    _ports_free(settings)
+    ensure_private_dir(settings.home_dir)
     head = local.start(
         token=ray_token(settings),
         dashboard_port=settings.ray_dashboard_port,
@@ -95,6 +102,25 @@ def up(
         _serve(settings.model_copy(update={"ray_dashboard_url": head.dashboard_url}), host, None)
     finally:
         local.stop()
+
+
+def _ports_free(settings: Settings) -> None:
+    from cluster.ports import Port, taken
+
+    busy = taken(
+        [
+            Port("ATRIUM_API_PORT", settings.api_host, settings.api_port),
+            Port("ATRIUM_SERVE_PORT", settings.serve_host, settings.serve_port),
+            Port("ATRIUM_RAY_DASHBOARD_PORT", "127.0.0.1", settings.ray_dashboard_port),
+        ]
+    )
+    for port in busy:
+        console.print(
+            f"port {port.number} ({port.setting}) is already in use on {port.host}: is"
+            f" another `atrium up` running? Stop it, or set {port.setting} to a free port."
+        )
+    if busy:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -187,6 +213,46 @@ def billing_close_period(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     console.print(f"{label}: issued {issued} invoice(s)")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    heads: bool = typer.Option(
+        False, "--heads", help="Print each chain's last row and hash, to keep elsewhere."
+    ),
+) -> None:
+    """Check the audit trail's hash chains: exit 1 naming the first bad row of each broken
+    chain (a row changed, removed or slipped in). Rows cut off the end of a chain are
+    caught only against heads printed earlier."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from control_plane.audit.chain import Break, Head, ownership_warning, verify
+    from control_plane.db import Database
+
+    settings = _settings()
+
+    async def run() -> tuple[list[Head], list[Break], str | None]:
+        db = Database(settings.resolved_database_url)
+        try:
+            return (*await verify(db), await ownership_warning(db))
+        finally:
+            await db.dispose()
+
+    try:
+        found, broken, warning = asyncio.run(run())
+    except SQLAlchemyError as exc:
+        console.print(f"[red]cannot read the audit trail: {exc.__class__.__name__}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    for head in found if heads else ():
+        console.print(f"{head.chain}: {head.rows} rows, head {head.hash}", soft_wrap=True)
+    if warning:
+        console.print(f"[yellow]warning: {warning}[/yellow]")
+    for problem in broken:
+        console.print(f"[red]{problem}[/red]", soft_wrap=True)
+    if broken:
+        raise typer.Exit(1)
+    rows = sum(head.rows for head in found)
+    console.print(f"audit trail intact: {rows} rows in {len(found)} chains")
 
 
 @webhooks_app.command("listen")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "admin", "atrium"}
@@ -14,6 +17,8 @@ _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "admin", "at
 # OWASP password storage cheat sheet, argon2id minimum: m=19 MiB, t=2, p=1.
 OWASP_MIN_MEMORY_KIB = 19_456
 OWASP_MIN_TIME_COST = 2
+MIN_SHARED_TOKEN_LENGTH = 32  # internal and metrics tokens
+LOOPBACK_NETWORKS = ["127.0.0.0/8", "::1/128"]
 
 
 class Settings(BaseSettings):
@@ -61,16 +66,57 @@ class Settings(BaseSettings):
     jwt_audience: str = Field("atrium-api", description="`aud` of access tokens.")
     access_token_ttl_seconds: int = Field(900, ge=30, le=900, description="At most 15 minutes.")
     refresh_token_ttl_seconds: int = Field(14 * 86400, ge=60, description="Refresh token life.")
+    refresh_family_lifetime_seconds: int = Field(
+        30 * 86400,
+        ge=60,
+        description="A sign-in session's absolute lifetime: past it refreshing fails (401) "
+        "however recently its chain was rotated, and the user signs in again.",
+    )
     jwt_leeway_seconds: int = Field(10, ge=0, le=60, description="Clock skew allowed.")
 
     argon2_time_cost: int = Field(3, ge=1, description="argon2id iterations.")
     argon2_memory_kib: int = Field(65_536, ge=8, description="argon2id memory in KiB.")
     argon2_parallelism: int = Field(4, ge=1, description="argon2id lanes.")
     password_min_length: int = Field(12, ge=12, description="Shortest accepted password.")
+    reauth_seconds: int = Field(
+        300,
+        ge=0,
+        description="Changing one's own password, email or MFA needs a sign-in at most this "
+        "old (the token's `auth_time`, kept across refreshes), or `current_password` (and "
+        "`totp_code` with MFA on) in the request.",
+    )
+    totp_max_failures: int = Field(
+        5,
+        ge=1,
+        description="Wrong MFA codes per user per window, over every route that checks one "
+        "(sign-in, re-authentication, MFA enable/disable); beyond, 429 until the window ends.",
+    )
+    totp_failure_window_seconds: int = Field(900, ge=1, description="MFA code throttle window.")
 
-    login_max_failures_per_account: int = Field(5, ge=1, description="Before 429 per account.")
-    login_max_failures_per_address: int = Field(20, ge=1, description="Before 429 per client.")
+    login_max_failures_per_account: int = Field(
+        5,
+        ge=1,
+        description="Failed sign-ins to one account from one client address (its /64 for "
+        "IPv6) per window; beyond, that address waits (429) while others still sign in.",
+    )
+    login_max_failures_per_address: int = Field(
+        20, ge=1, description="Sign-in attempts from one client address (its /64) per window."
+    )
     login_failure_window_seconds: int = Field(900, ge=1, description="Throttle window.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Proxies (CIDRs, JSON list) whose X-Forwarded-For is believed: when the "
+        "direct peer is one, the client is the right-most address not in these networks. "
+        "Empty (the default): X-Forwarded-For is ignored.",
+    )
+    password_hash_concurrency: int = Field(
+        4, ge=1, description="Password hashes and checks running at once (per process)."
+    )
+    password_hash_queue: int = Field(
+        16,
+        ge=0,
+        description="Sign-ins that may wait for one of those; beyond, 503 with Retry-After.",
+    )
 
     auth_cache_ttl_seconds: float = Field(30.0, ge=0, description="Credential cache lifetime.")
     key_usage_flush_seconds: float = Field(5.0, gt=0, description="last_used_at batch period.")
@@ -103,7 +149,26 @@ class Settings(BaseSettings):
     internal_token: SecretStr | None = Field(
         None,
         description="Serve replicas present it to the internal routes; generated under "
-        "ATRIUM_HOME when unset.",
+        "ATRIUM_HOME when unset (empty counts as unset). Production: at least 32 characters.",
+    )
+    internal_networks: list[str] = Field(
+        default_factory=lambda: list(LOOPBACK_NETWORKS),
+        description="Client networks (CIDR) the /internal routes answer, besides needing the "
+        "internal token; default loopback only. Add the Ray nodes' network when replicas "
+        "run on other machines. Requests carrying proxy headers (Forwarded, X-Forwarded-For) "
+        "are refused there.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, /metrics needs `Authorization: Bearer <token>` (32+ characters). "
+        "Unset: /metrics is open, except in production, where it answers loopback only.",
+    )
+    api_replicas: int = Field(
+        1,
+        ge=1,
+        description="Control-plane processes serving this database (behind a load balancer). "
+        "Above 1, production needs ATRIUM_REDIS_URL: throttles, quotas and revocation are "
+        "otherwise counted per process.",
     )
     serve_secrets_file: Path | None = Field(
         None,
@@ -147,8 +212,26 @@ class Settings(BaseSettings):
     worker_idle_seconds: float = Field(
         300, gt=0, description="A runtime worker idle this long is stopped (its models unload)."
     )
+    worker_spares: int = Field(
+        2,
+        ge=0,
+        le=16,
+        description="Runtime workers each replica keeps started ahead, owned by no tenant "
+        "yet, so a tenant's first request does not wait for a sandbox and imports.",
+    )
+    worker_warm_formats: list[str] = Field(
+        default_factory=lambda: ["onnx", "sklearn", "xgboost"],
+        description="Formats whose frameworks every runtime worker imports before its "
+        "first request (torch and tensorflow cost hundreds of MB each).",
+    )
     inference_max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Larger inference requests: 413."
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Larger request bodies to the control plane: 413, before they are read "
+        "(uploads of models and datasets have their plan's limits instead).",
     )
     allow_pickle: bool = Field(
         False,
@@ -172,8 +255,9 @@ class Settings(BaseSettings):
     )
 
     plans_file: Path = Field(
-        Path(__file__).resolve().parent.parent / "configs" / "plans.yaml",
-        description="The plan catalogue (YAML), validated at start-up.",
+        Path(str(files("control_plane.plan").joinpath("plans.yaml"))),
+        description="The plan catalogue (YAML), validated at start-up; default: the one "
+        "shipped in the package (control_plane/plan/plans.yaml).",
     )
     usage_flush_seconds: float = Field(
         2.0,
@@ -184,13 +268,27 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Hosts webhooks may target even when they resolve to private addresses.",
     )
-    webhook_timeout_seconds: float = Field(5.0, gt=0, description="Per delivery attempt.")
+    webhook_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Deadline of a whole delivery attempt: resolving, connecting, sending, "
+        "and reading the answer (of which at most 64 KiB are read).",
+    )
     webhook_max_attempts: int = Field(8, ge=1, description="Attempts before a delivery fails.")
     webhook_retry_base_seconds: float = Field(
         5.0, gt=0, description="First retry delay; doubles each attempt (capped at 1 h)."
     )
     webhook_disable_after_failures: int = Field(
         20, ge=1, description="Consecutive failed attempts that disable a webhook."
+    )
+    webhook_concurrency: int = Field(
+        64, ge=1, description="Webhook deliveries in flight at once (per process)."
+    )
+    webhook_concurrency_per_tenant: int = Field(
+        8, ge=1, description="Of those, how many may be one tenant's."
+    )
+    webhook_concurrency_per_webhook: int = Field(
+        2, ge=1, description="Of those, how many may go to one webhook."
     )
     quota_dedupe_seconds: int = Field(
         3600,
@@ -216,11 +314,29 @@ class Settings(BaseSettings):
     def control_url(self) -> str:
         return (self.internal_control_url or f"http://127.0.0.1:{self.api_port}").rstrip("/")
 
+    @field_validator("internal_token", "metrics_token", mode="after")
+    @classmethod
+    def _empty_is_unset(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """An empty token never authenticates anyone: outside production it means unset
+        (production refuses it by name)."""
+        if value is None or value.get_secret_value().strip():
+            return value
+        if info.data.get("environment") == "production":
+            return value
+        return None
+
+    @field_validator("internal_networks", "trusted_proxies", mode="after")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the entry
+        return value
+
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if self.environment != "production":
             return self
-        problems = []
+        problems = _unsafe_production(self)
         key = self.secret_key.get_secret_value() if self.secret_key else ""
         if key.lower() in _PLACEHOLDERS or len(key) < 32:
             problems.append("ATRIUM_SECRET_KEY must be set to at least 32 random characters")
@@ -258,3 +374,41 @@ class Settings(BaseSettings):
         if url.startswith("sqlite:///"):
             return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
         return url
+
+
+def _unsafe_production(settings: Settings) -> list[str]:
+    """Deployment choices production refuses, each naming its setting."""
+    problems = []
+    if settings.redis_url is None and max(settings.api_replicas, settings.gateway_replicas) > 1:
+        problems.append(
+            "ATRIUM_REDIS_URL must be set when more than one process serves "
+            "(ATRIUM_API_REPLICAS/ATRIUM_GATEWAY_REPLICAS > 1): throttles, quotas and "
+            "revocation would be per process"
+        )
+    if _is_remote(settings.cluster_url) and settings.ray_auth_token is None:
+        problems.append("ATRIUM_RAY_AUTH_TOKEN must be set to join a remote ATRIUM_RAY_ADDRESS")
+    if settings.allow_pickle:
+        problems.append("ATRIUM_ALLOW_PICKLE=true lets tenants' model files run any code")
+    for name, token in (("INTERNAL", settings.internal_token), ("METRICS", settings.metrics_token)):
+        if token is not None and len(token.get_secret_value()) < MIN_SHARED_TOKEN_LENGTH:
+            problems.append(
+                f"ATRIUM_{name}_TOKEN must be at least {MIN_SHARED_TOKEN_LENGTH} characters"
+            )
+    if settings.resolved_database_url.startswith("sqlite"):
+        problems.append("ATRIUM_DATABASE_URL must name a Postgres database, not SQLite")
+    networks = [ipaddress.ip_network(n, strict=False) for n in settings.internal_networks]
+    if any(network.prefixlen == 0 for network in networks):
+        problems.append("ATRIUM_INTERNAL_NETWORKS must not admit every address")
+    return problems
+
+
+def _is_remote(address: str | None) -> bool:
+    if not address:
+        return False
+    host = urlsplit(address if "://" in address else f"//{address}").hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True

@@ -67,6 +67,26 @@ class InvalidTotp(Unauthorized):
     persist = True
 
 
+class ReauthenticationRequired(Unauthorized):
+    """A change to one's own account from a sign-in that is too old, or with a wrong
+    ``current_password``: send the current password (RFC 9470's step-up, 401)."""
+
+    code, title = "reauthentication_required", "Reauthentication required"
+    persist = True
+
+    def __init__(self, detail: str | None = None, *, max_age: int, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers["WWW-Authenticate"] = (
+            f'Bearer error="insufficient_user_authentication", max_age={max_age}'
+        )
+
+
+class TenantRequired(Unauthorized):
+    """The email and password fit accounts in more than one tenant: name the tenant."""
+
+    code, title = "tenant_required", "Tenant required"
+
+
 class Forbidden(AtriumError):
     status, code, title = 403, "forbidden", "Forbidden"
 

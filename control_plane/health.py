@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from control_plane.kit.deps import Public, ServicesDep
 from control_plane.kit.problems import problem
 from control_plane.migrate import current_revision, head_revision
+from control_plane.observability import check_metrics_access
 
 router = APIRouter(tags=["health"])
 
@@ -34,6 +35,7 @@ async def readyz(services: ServicesDep) -> Any:
 
 
 @router.get("/metrics", dependencies=[Public()], response_class=Response)
-async def metrics(services: ServicesDep) -> Response:
-    """Prometheus metrics of this process."""
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    """Prometheus metrics of this process (ATRIUM_METRICS_TOKEN protects them)."""
+    check_metrics_access(request, services.settings)
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

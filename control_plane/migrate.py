@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from control_plane.db import sync_url
+from control_plane.kit.secret_files import ensure_private_database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -23,6 +24,7 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    ensure_private_database(url)
     command.upgrade(alembic_config(url), revision)
 
 

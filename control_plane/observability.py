@@ -10,9 +10,13 @@ import uuid
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from control_plane.config import LOOPBACK_NETWORKS, Settings
+from control_plane.errors import Forbidden, Unauthorized
 from control_plane.kit.context import client_address_var, request_id_var
+from control_plane.kit.peers import bearer_matches, peer_in
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 access_log = logging.getLogger("atrium.access")
@@ -35,6 +39,21 @@ class Metrics:
             ["method", "route"],
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+
+def check_metrics_access(request: HTTPConnection, settings: Settings) -> None:
+    """ATRIUM_METRICS_TOKEN, when set, is needed from everyone; without it production
+    answers loopback only (a scraper beside the process), elsewhere anyone."""
+    token = settings.metrics_token
+    if token is not None:
+        if not bearer_matches(request.headers.get("authorization"), token.get_secret_value()):
+            raise Unauthorized("/metrics needs `Authorization: Bearer <ATRIUM_METRICS_TOKEN>`")
+        return
+    if settings.environment == "production" and not peer_in(request, LOOPBACK_NETWORKS):
+        raise Forbidden(
+            "in production /metrics answers loopback only; set ATRIUM_METRICS_TOKEN to scrape "
+            "it from elsewhere"
         )
 
 

@@ -32,7 +32,11 @@ from control_plane.kit.clock import utcnow
 from control_plane.kit.counters import CounterStore, LocalCounters, RedisCounters
 from control_plane.kit.invalidation import Invalidation
 from control_plane.kit.redis import connect
-from control_plane.kit.secret_files import home_secret
+from control_plane.kit.secret_files import (
+    ensure_private_database,
+    ensure_private_dir,
+    home_secret,
+)
 from control_plane.kit.slots import FairSlots
 from control_plane.model.validation import Validator
 from control_plane.observability import Metrics
@@ -41,6 +45,7 @@ from control_plane.quota.backend import LocalQuotaBackend, QuotaBackend, RedisQu
 from control_plane.quota.periods import month_label, month_start
 from control_plane.quota.service import Quotas
 from control_plane.usage.recorder import UsageRecorder
+from control_plane.usage.replicas import ReplicaMeter
 from control_plane.webhook.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -77,7 +82,8 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, metrics: Metrics) -> Services:
-        settings.home_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(settings.home_dir)
+        ensure_private_database(settings.resolved_database_url)
         db = Database(settings.resolved_database_url)
         keyring = _keyring(settings)
         tokens = AccessTokens(settings, keyring)
@@ -115,6 +121,7 @@ class Services:
             settings=settings,
             cluster=cluster,
             secrets_file=serve_secrets_file(settings, internal_token=internal_token),
+            meter=ReplicaMeter(quotas),
         )
         invalidation.subscribe(reconciler.identity_changed)
         sandbox = default_sandbox()

@@ -8,7 +8,7 @@ from control_plane.api_key import service
 from control_plane.api_key.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
-from control_plane.kit.deps import Authorize, ServicesDep, SessionDep
+from control_plane.kit.deps import Authorize, NoStore, ServicesDep, SessionDep
 from control_plane.kit.pagination import Page, PageDep
 
 router = APIRouter(prefix="/api/v1/api-keys", tags=["api-keys"])
@@ -16,9 +16,15 @@ Reader = Annotated[Principal, Authorize(Action.KEYS_READ)]
 Writer = Annotated[Principal, Authorize(Action.KEYS_WRITE)]
 
 
-@router.post("", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=ApiKeyCreated,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[NoStore],
+)
 async def create(session: SessionDep, me: Writer, body: ApiKeyCreate) -> ApiKeyCreated:
-    """Make an API key; the response is the only time the whole key is shown."""
+    """Make an API key; the response is the only time the whole key is shown. A key made
+    with a key never outlives it (its expiry is capped) and is revoked with it."""
     row, key = await service.create(session, me, body)
     return ApiKeyCreated.model_validate({**ApiKeyRead.model_validate(row).model_dump(), "key": key})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,6 +49,7 @@ async def create(
     scopes = _check_scopes(principal, data.scopes)
     if data.expires_at is not None and data.expires_at <= utcnow():
         raise ValidationFailed("expires_at must be in the future", extra={"field": "expires_at"})
+    expires_at = _within_parent(principal, data.expires_at)
     prefix, key = _new_key()
     row = ApiKeyRepository(session, tenant_id).add(
         ApiKey(
@@ -58,8 +60,9 @@ async def create(
             prefix=prefix,
             key_hash=hash_secret(key),
             scopes=scopes,
-            expires_at=data.expires_at,
+            expires_at=expires_at,
             rate_limit_rps=data.rate_limit_rps,
+            parent_id=principal.api_key_id,
         )
     )
     await session.flush()
@@ -78,6 +81,14 @@ async def create(
         details={"name": row.name, "scopes": scopes},
     )
     return row, key
+
+
+def _within_parent(principal: Principal, expires_at: datetime | None) -> datetime | None:
+    """A key made with a key never outlives it (it is revoked with it, too)."""
+    parent = principal.key_expires_at
+    if parent is None:
+        return expires_at
+    return parent if expires_at is None else min(expires_at, parent)
 
 
 def _visible(principal: Principal) -> list[object]:
@@ -101,6 +112,7 @@ async def revoke(
         raise NotFound("API key not found")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        await repo.revoke_descendants(row.id, row.revoked_at)
         services.identity_changed(session)
         emit(session, tenant_id=row.tenant_id, type="api_key.revoked", data={"api_key_id": row.id})
         record(

@@ -6,7 +6,7 @@ datasets are content-addressed), so it is purged only once no committed row refe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -15,37 +15,74 @@ from starlette.requests import Request
 
 from control_plane.artifact.accounting import purge, stored_bytes
 from control_plane.artifact.store import StoredBlob
-from control_plane.db import after_rollback
+from control_plane.db import after_commit, after_rollback
 from control_plane.errors import PayloadTooLarge, StorageQuotaExceeded
 from control_plane.kit.uploads import Form, read_form
 from control_plane.plan.catalog import Limit
+from control_plane.quota.reservation import Reservation, reservation
 from control_plane.services import Services
 
 MB, GB = 1_000_000, 1_000_000_000
+AHEAD = 8 * MB  # an upload reserves storage this far ahead of its bytes while it fits
 
 
 @dataclass(frozen=True)
 class _Allowance:
     max_bytes: int
     too_large: Exception
+    storage: Reservation
+    refused: Callable[[], Exception]
 
 
-async def _allowance(services: Services, session: AsyncSession, tenant_id: str) -> _Allowance:
+async def _allowance(services: Services, tenant_id: str) -> _Allowance:
     limits = await services.quotas.limits(tenant_id)
     upload_mb, storage_gb = limits.get(Limit.MAX_UPLOAD_MB), limits.get(Limit.STORAGE_GB)
     per_upload = int(upload_mb * MB) if upload_mb is not None else 2**62
-    if storage_gb is None:
-        return _Allowance(per_upload, PayloadTooLarge(f"uploads are limited to {upload_mb:g} MB"))
-    left = int(storage_gb * GB) - await stored_bytes(session, tenant_id)
-    quota = StorageQuotaExceeded(
-        f"the plan's {storage_gb:g} GB of storage would be exceeded"
-        f" ({max(left, 0)} bytes left); delete unused versions or datasets"
+
+    async def stored() -> int:
+        async with services.db.sessionmaker() as session:
+            return await stored_bytes(session, tenant_id)
+
+    storage = reservation(
+        services.quotas.backend,
+        tenant_id,
+        Limit.STORAGE_GB.value,
+        cap=None if storage_gb is None else int(storage_gb * GB),
+        base=stored,
     )
-    if left <= 0:
-        raise quota
-    if left < per_upload:
-        return _Allowance(left, quota)
-    return _Allowance(per_upload, PayloadTooLarge(f"uploads are limited to {upload_mb:g} MB"))
+
+    def refused() -> Exception:
+        return StorageQuotaExceeded(
+            f"the plan's storage_gb ({storage_gb:g} GB) would be exceeded"
+            f" ({storage.left} bytes left); delete unused versions or datasets",
+            extra={"quota": Limit.STORAGE_GB.value},
+        )
+
+    too_large = PayloadTooLarge(
+        f"uploads are limited to {upload_mb:g} MB" if upload_mb is not None else None
+    )
+    return _Allowance(per_upload, too_large, storage, refused)
+
+
+async def _within(allowance: _Allowance, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The chunks, each only once the storage it takes is reserved."""
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if not await allowance.storage.cover(size, ahead=AHEAD):
+            raise allowance.refused()
+        yield chunk
+
+
+async def _reserve_declared(allowance: _Allowance, request: Request) -> bool:
+    """Reserve the body's declared size, so parallel uploads are decided before they
+    stream; if that does not fit, the upload may still fit byte by byte. False: nothing
+    is left at all (refused before the body is read)."""
+    length = request.headers.get("content-length", "")
+    declared = min(int(length), allowance.max_bytes) if length.isdigit() else 0
+    if declared and await allowance.storage.hold(declared):
+        return True
+    return await allowance.storage.hold(1)
 
 
 @asynccontextmanager
@@ -54,19 +91,28 @@ async def receive(
 ) -> AsyncIterator[Form[StoredBlob]]:
     """Stream the form's ``file`` part into the tenant's store within its limits. The body
     of the ``with`` records the rows that refer to the blob; if it fails, or the request's
-    transaction does not commit, the blob is purged again (unless another row uses it)."""
-    allowance = await _allowance(services, session, tenant_id)
+    transaction does not commit, the blob is purged again (unless another row uses it).
+
+    Storage is reserved before the bytes arrive (the declared size, then byte by byte
+    beyond it), so parallel uploads cannot together pass ``storage_gb``; the reservation
+    shrinks to the stored size, and is given back once the transaction has committed
+    (the rows count now) or rolled back; it lapses within a minute if the process dies."""
+    allowance = await _allowance(services, tenant_id)
     await session.commit()  # hold no transaction open while the body streams in
     data_key = await services.data_keys.for_tenant(tenant_id)
+    if not await _reserve_declared(allowance, request):
+        raise allowance.refused()
 
     async def sink(chunks: AsyncIterator[bytes]) -> StoredBlob:
-        return await services.artifacts.put(
+        stored = await services.artifacts.put(
             tenant_id,
             data_key,
-            chunks,
+            _within(allowance, chunks),
             max_bytes=allowance.max_bytes,
             too_large=allowance.too_large,
         )
+        await allowance.storage.hold(stored.size_bytes)  # what it takes, no more
+        return stored
 
     form = Form[StoredBlob]()
     try:
@@ -75,7 +121,10 @@ async def receive(
     except BaseException:
         if form.stored is not None:
             await purge(services.db, services.artifacts, tenant_id, [form.stored.sha256])
+        await allowance.storage.release()
         raise
+    after_commit(session, allowance.storage.release)
+    after_rollback(session, allowance.storage.release)
     if form.stored is not None:
         shas = [form.stored.sha256]
         after_rollback(session, lambda: purge(services.db, services.artifacts, tenant_id, shas))

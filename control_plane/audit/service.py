@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.audit import chain  # noqa: F401  (links rows into their chain on insert)
 from control_plane.audit.repository import AuditRepository
 from control_plane.auth.principal import Principal
 from control_plane.kit.context import current_client_address, current_request_id
@@ -39,10 +41,30 @@ def record(
         outcome=outcome,
         request_id=current_request_id(),
         client_address=current_client_address(),
-        details=details or {},
+        details=_safe_details(details or {}),
     )
     AuditRepository(session, PLATFORM).add(event)
     return event
+
+
+def _safe_details(details: dict[str, Any]) -> dict[str, Any]:
+    """An ``email`` is kept only when well formed: what a caller typed as a user name (a
+    password by mistake, a megabyte of garbage) is not written to the trail verbatim."""
+    if "email" not in details or details["email"] is None:
+        return details
+    if _well_formed_email(details["email"]):
+        return details
+    return {**details, "email": None, "email_malformed": True}
+
+
+def _well_formed_email(value: object) -> bool:
+    if not isinstance(value, str) or len(value) > 254:
+        return False
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
 
 
 async def list_events(

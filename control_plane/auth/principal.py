@@ -27,6 +27,7 @@ class Principal:
     scopes: tuple[str, ...] = ()
     key_expires_at: datetime | None = None
     session_id: str | None = None
+    auth_time: float | None = None  # access tokens: when this session's sign-in happened
     key_rps: float | None = None
     actions: frozenset[Action] = field(default=frozenset())
 

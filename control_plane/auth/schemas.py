@@ -35,8 +35,13 @@ class MfaSetup(BaseModel):
     otpauth_uri: str
 
 
-class MfaCode(BaseModel):
+class MfaChange(BaseModel):
     code: str = Field(pattern=r"^\d{6}$", description="Six-digit TOTP code.")
+    current_password: str | None = Field(
+        None,
+        max_length=1024,
+        description="Needed when the sign-in is older than ATRIUM_REAUTH_SECONDS.",
+    )
 
 
 class Jwks(BaseModel):

@@ -1,23 +1,26 @@
-"""Logging in, refreshing, logging out, and TOTP MFA."""
+"""Logging in, refreshing and logging out (MFA itself: ``auth.mfa``)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import contextlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.audit.service import record
 from control_plane.auth.principal import Principal
+from control_plane.auth.proof import verify_totp
 from control_plane.auth.repository import RefreshTokenRepository
-from control_plane.auth.schemas import MfaSetup, TokenPair
+from control_plane.auth.schemas import TokenPair
 from control_plane.auth.tokens import hash_secret, new_family_id, new_refresh_token
-from control_plane.auth.totp import matching_step, new_secret, provisioning_uri
+from control_plane.db import after_commit
 from control_plane.errors import (
-    Conflict,
     Forbidden,
     InvalidTotp,
     LoginFailed,
     MfaRequired,
+    Overloaded,
     RefreshTokenReused,
     TenantSuspended,
     Unauthorized,
@@ -30,31 +33,37 @@ from control_plane.models import RefreshToken, User
 from control_plane.services import Services
 from control_plane.tenant.repository import TenantRepo
 from control_plane.user.repository import UserRepository
+from control_plane.user.service import account_for_sign_in
 
 _BAD_LOGIN = "incorrect email or password"
 
 
 async def login(
-    services: Services, session: AsyncSession, *, email: str, password: str, totp_code: str | None
+    services: Services,
+    session: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    totp_code: str | None,
+    tenant: str | None = None,
 ) -> TokenPair:
-    """The OAuth2 password grant, with per-account and per-address throttling."""
+    """The OAuth2 password grant. Each attempt is counted before its password is checked
+    (per account and client address, and per address), so parallel guesses cannot
+    outrun the throttle; a wrong password or MFA code stays counted."""
     email = email.strip().lower()
-    address = current_client_address()
-    await services.throttle.check(email, address)
-    users = UserRepository(session, PLATFORM)
-    user = await users.by_email(email)
-    if not await services.passwords.verify(user.password_hash if user else None, password):
-        await _login_failed(services, session, email, user, "bad_password")
-        raise LoginFailed(_BAD_LOGIN)
-    assert user is not None
-    await _ensure_tenant_active(session, user.tenant_id)
-    if user.mfa_enabled:
-        await _check_login_totp(services, session, user, totp_code)
-    if services.passwords.needs_rehash(user.password_hash):
-        user.password_hash = await services.passwords.hash(password)
-    user.last_login_at = utcnow()
-    await services.throttle.succeeded(email)
-    pair = _issue_pair(services, session, user, family_id=new_family_id())
+    attempt = await services.throttle.reserve(email, current_client_address())
+    try:
+        user = await _authenticate(services, session, email, password, totp_code, tenant)
+    except (LoginFailed, InvalidTotp):
+        raise
+    except BaseException:
+        await attempt.release()  # no guess was judged: overloaded, MFA code to come, ...
+        raise
+    await attempt.succeeded()
+    lifetime = timedelta(seconds=services.settings.refresh_family_lifetime_seconds)
+    pair = _issue_pair(
+        services, session, user, family_id=new_family_id(), family_ends=utcnow() + lifetime
+    )
     record(
         session,
         actor=None,
@@ -66,10 +75,36 @@ async def login(
     return pair
 
 
+async def _authenticate(
+    services: Services,
+    session: AsyncSession,
+    email: str,
+    password: str,
+    totp_code: str | None,
+    tenant: str | None,
+) -> User:
+    user, tried = await account_for_sign_in(
+        services, session, email=email, password=password, tenant=tenant
+    )
+    if user is None:
+        accounts: Sequence[User | None] = tried or [None]
+        for account in accounts:  # emails are per tenant: each tenant sees its own attempt
+            await _login_failed(services, session, email, account, "bad_password")
+        raise LoginFailed(_BAD_LOGIN)
+    await _ensure_tenant_active(session, user.tenant_id)
+    if user.mfa_enabled:
+        await _check_login_totp(services, session, user, totp_code)
+    if services.passwords.needs_rehash(user.password_hash):
+        with contextlib.suppress(Overloaded):  # next time, then
+            user.password_hash = await services.passwords.hash(password)
+    user.last_login_at = utcnow()
+    return user
+
+
 async def _login_failed(
     services: Services, session: AsyncSession, email: str, user: User | None, reason: str
 ) -> None:
-    await services.throttle.failed(email, current_client_address())
+    """Audit a failed sign-in (the throttle counted the attempt before it was checked)."""
     record(
         session,
         actor=None,
@@ -87,27 +122,10 @@ async def _check_login_totp(
 ) -> None:
     if not code:
         raise MfaRequired("this account has MFA on: send totp_code")
-    if not await _consume_totp(services, session, user, user.mfa_secret, code):
+    # throttled per user across every route that checks a code (429 past the budget)
+    if not await verify_totp(services, session, user, user.mfa_secret, code, action="auth.login"):
         await _login_failed(services, session, user.email, user, "bad_totp")
         raise InvalidTotp("the MFA code is wrong, expired or already used")
-
-
-async def _consume_totp(
-    services: Services, session: AsyncSession, user: User, sealed: str | None, code: str
-) -> bool:
-    """Accept a code once: its time step must be newer than any accepted before."""
-    if sealed is None:
-        return False
-    step = matching_step(services.secrets.open(sealed), code)
-    if step is None or step <= user.totp_last_step:
-        return False
-    # Conditional update: two requests racing with the same code cannot both win.
-    won = await UserRepository(session, PLATFORM).update_where(
-        (User.id == user.id) & (User.totp_last_step < step), totp_last_step=step
-    )
-    if won:
-        user.totp_last_step = step
-    return won == 1
 
 
 async def _ensure_tenant_active(session: AsyncSession, tenant_id: str | None) -> None:
@@ -119,8 +137,15 @@ async def _ensure_tenant_active(session: AsyncSession, tenant_id: str | None) ->
 
 
 def _issue_pair(
-    services: Services, session: AsyncSession, user: User, *, family_id: str
+    services: Services,
+    session: AsyncSession,
+    user: User,
+    *,
+    family_id: str,
+    family_ends: datetime,
+    signed_in: datetime | None = None,
 ) -> TokenPair:
+    """``signed_in``: when the family's sign-in happened (None: now, a new sign-in)."""
     token, digest = new_refresh_token()
     ttl = timedelta(seconds=services.settings.refresh_token_ttl_seconds)
     RefreshTokenRepository(session).add(
@@ -129,11 +154,16 @@ def _issue_pair(
             user_id=user.id,
             family_id=family_id,
             token_hash=digest,
-            expires_at=utcnow() + ttl,
+            expires_at=min(utcnow() + ttl, family_ends),
+            family_expires_at=family_ends,
         )
     )
     access = services.tokens.issue(
-        user_id=user.id, tenant_id=user.tenant_id, role=user.role, session_id=family_id
+        user_id=user.id,
+        tenant_id=user.tenant_id,
+        role=user.role,
+        session_id=family_id,
+        auth_time=int(signed_in.timestamp()) if signed_in else None,
     )
     return TokenPair(
         access_token=access,
@@ -143,13 +173,16 @@ def _issue_pair(
 
 
 async def refresh(services: Services, session: AsyncSession, token: str) -> TokenPair:
-    """Rotate a refresh token; a spent one presented again burns its whole family."""
+    """Rotate a refresh token; a spent one presented again burns its whole family (and
+    its access tokens). A family ends at its absolute lifetime however fresh its chain."""
     tokens = RefreshTokenRepository(session)
     row = await tokens.by_hash(hash_secret(token))
     if row is None or row.expires_at <= utcnow():
         raise Unauthorized("invalid or expired refresh token")
+    if row.family_expires_at <= utcnow():
+        raise Unauthorized("this session has reached its maximum lifetime; sign in again")
     if row.used_at is not None or not await _mark_used(session, row):
-        await _burn_family(session, row)
+        await _burn_family(services, session, row)
         raise RefreshTokenReused("refresh token already used; the session is revoked")
     if row.revoked_at is not None:
         raise Unauthorized("refresh token revoked")
@@ -157,7 +190,15 @@ async def refresh(services: Services, session: AsyncSession, token: str) -> Toke
     if user is None:
         raise Unauthorized("the account no longer exists")
     await _ensure_tenant_active(session, user.tenant_id)
-    return _issue_pair(services, session, user, family_id=row.family_id)
+    return _issue_pair(
+        services,
+        session,
+        user,
+        family_id=row.family_id,
+        family_ends=row.family_expires_at,
+        # `auth_time` stays the sign-in's, however often the session refreshes
+        signed_in=await tokens.signed_in_at(row.family_id) or row.created_at,
+    )
 
 
 async def _mark_used(session: AsyncSession, row: RefreshToken) -> bool:
@@ -166,8 +207,15 @@ async def _mark_used(session: AsyncSession, row: RefreshToken) -> bool:
     return won
 
 
-async def _burn_family(session: AsyncSession, row: RefreshToken) -> None:
+def _sessions_ended(services: Services, session: AsyncSession) -> None:
+    """Once committed, every process drops what it cached of sessions: the ended one's
+    access tokens are refused from the next request (the gateway's too)."""
+    after_commit(session, lambda: services.invalidation.publish("sessions"))
+
+
+async def _burn_family(services: Services, session: AsyncSession, row: RefreshToken) -> None:
     await RefreshTokenRepository(session).revoke_family(row.family_id, utcnow())
+    _sessions_ended(services, session)
     user = await UserRepository(session, PLATFORM).get(row.user_id)
     record(
         session,
@@ -185,78 +233,16 @@ def _require_user(principal: Principal) -> None:
         raise Forbidden("this needs a signed-in user, not an API key")
 
 
-async def logout(session: AsyncSession, principal: Principal) -> None:
+async def logout(services: Services, session: AsyncSession, principal: Principal) -> None:
+    """End the caller's sign-in session: its refresh tokens and its access tokens."""
     _require_user(principal)
     if principal.session_id:
         await RefreshTokenRepository(session).revoke_family(principal.session_id, utcnow())
+        _sessions_ended(services, session)
     record(
         session,
         actor=principal,
         action="auth.logout",
         tenant_id=principal.tenant_id,
         target=("session", principal.session_id),
-    )
-
-
-async def _own_user(session: AsyncSession, principal: Principal) -> User:
-    _require_user(principal)
-    user = await UserRepository(session, PLATFORM).get(principal.user_id)
-    if user is None:
-        raise Unauthorized("the account no longer exists")
-    return user
-
-
-async def mfa_setup(services: Services, session: AsyncSession, principal: Principal) -> MfaSetup:
-    user = await _own_user(session, principal)
-    if user.mfa_enabled:
-        raise Conflict("MFA is already on; disable it first")
-    secret = new_secret()
-    user.mfa_pending_secret = services.secrets.seal(secret)
-    record(
-        session,
-        actor=principal,
-        action="auth.mfa_setup",
-        tenant_id=user.tenant_id,
-        target=("user", user.id),
-    )
-    return MfaSetup(secret=secret, otpauth_uri=provisioning_uri(secret, user.email))
-
-
-async def mfa_enable(
-    services: Services, session: AsyncSession, principal: Principal, code: str
-) -> None:
-    user = await _own_user(session, principal)
-    if user.mfa_enabled:
-        raise Conflict("MFA is already on")
-    if user.mfa_pending_secret is None:
-        raise Conflict("call /auth/mfa/setup first")
-    if not await _consume_totp(services, session, user, user.mfa_pending_secret, code):
-        raise InvalidTotp("the MFA code is wrong, expired or already used")
-    user.mfa_secret, user.mfa_pending_secret, user.mfa_enabled = user.mfa_pending_secret, None, True
-    services.identity_changed(session)
-    record(
-        session,
-        actor=principal,
-        action="auth.mfa_enable",
-        tenant_id=user.tenant_id,
-        target=("user", user.id),
-    )
-
-
-async def mfa_disable(
-    services: Services, session: AsyncSession, principal: Principal, code: str
-) -> None:
-    user = await _own_user(session, principal)
-    if not user.mfa_enabled:
-        raise Conflict("MFA is not on")
-    if not await _consume_totp(services, session, user, user.mfa_secret, code):
-        raise InvalidTotp("the MFA code is wrong, expired or already used")
-    user.mfa_secret, user.mfa_enabled = None, False
-    services.identity_changed(session)
-    record(
-        session,
-        actor=principal,
-        action="auth.mfa_disable",
-        tenant_id=user.tenant_id,
-        target=("user", user.id),
     )

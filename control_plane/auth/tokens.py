@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,10 +28,15 @@ class AccessClaims:
     tid: str | None
     sid: str | None
     exp: float
+    auth_time: float | None = None  # when the person signed in (OIDC `auth_time`)
 
 
 class InvalidToken(Exception):
     """The token is not one of ours, or no longer valid."""
+
+
+class UnknownKey(InvalidToken):
+    """The token names a signing key (``kid``) not known here (yet)."""
 
 
 class TokenVerifier:
@@ -45,8 +50,10 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         leeway_s: float,
+        refresh_keys: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._key_of = key_of
+        self._refresh_keys = refresh_keys
         self._issuer, self._audience, self._leeway = issuer, audience, leeway_s
         self._verified: dict[str, AccessClaims] = {}
 
@@ -60,6 +67,17 @@ class TokenVerifier:
         self._verified[token] = claims
         return claims
 
+    async def verify_async(self, token: str) -> AccessClaims:
+        """``verify``, and for a key not known yet, ``refresh_keys`` (never blocking the
+        event loop; the gateway's is single-flight and rate-limited) and once more."""
+        try:
+            return self.verify(token)
+        except UnknownKey:
+            if self._refresh_keys is None:
+                raise
+        await self._refresh_keys()
+        return self.verify(token)
+
     def _decode(self, token: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)
@@ -70,7 +88,7 @@ class TokenVerifier:
         kid = header.get("kid")
         key = self._key_of(kid) if isinstance(kid, str) else None
         if key is None:
-            raise InvalidToken("unknown signing key")
+            raise UnknownKey("unknown signing key")
         try:
             payload: dict[str, Any] = jwt.decode(
                 token,
@@ -90,6 +108,7 @@ class TokenVerifier:
             tid=payload.get("tid"),
             sid=payload.get("sid"),
             exp=float(payload["exp"]),
+            auth_time=_number(payload.get("auth_time")),
         )
 
 
@@ -106,7 +125,16 @@ class AccessTokens(TokenVerifier):
         self._settings = settings
         self._keyring = keyring
 
-    def issue(self, *, user_id: str, tenant_id: str | None, role: str, session_id: str) -> str:
+    def issue(
+        self,
+        *,
+        user_id: str,
+        tenant_id: str | None,
+        role: str,
+        session_id: str,
+        auth_time: int | None = None,
+    ) -> str:
+        """``auth_time``: when the session's sign-in happened (now, for a new sign-in)."""
         key = self._keyring.signing_key()
         now = int(time.time())
         claims = {
@@ -121,8 +149,13 @@ class AccessTokens(TokenVerifier):
             "jti": secrets.token_urlsafe(12),
             "typ": "access",
             "sid": session_id,
+            "auth_time": now if auth_time is None else auth_time,
         }
         return jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def new_refresh_token() -> tuple[str, str]:

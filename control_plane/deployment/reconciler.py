@@ -24,6 +24,7 @@ from control_plane.config import Settings
 from control_plane.db import Database
 from control_plane.deployment.render import (
     GATEWAY_APP,
+    SERVER_DEPLOYMENT,
     Desired,
     app_of,
     render,
@@ -35,20 +36,33 @@ from control_plane.errors import AtriumError
 from control_plane.event.service import emit
 from control_plane.kit.repository import PLATFORM
 from control_plane.models import Deployment
+from control_plane.usage.replicas import ReplicaMeter, Running
+from serve_apps.runtime.scrub import scrub_paths
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
+_UP = ("RUNNING", "UPDATING")
+_FAILED = ("DEPLOY_FAILED", "UNHEALTHY")
+GATEWAY_FAILING = "the platform's inference gateway is failing; the operators have been alerted"
 
 
 class Reconciler:
     def __init__(
-        self, *, db: Database, settings: Settings, cluster: RayRest, secrets_file: Path
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        cluster: RayRest,
+        secrets_file: Path,
+        meter: ReplicaMeter | None = None,
     ) -> None:
         self._db, self._settings, self._cluster = db, settings, cluster
+        self._meter = meter  # dedicated replicas' CPU/GPU-seconds, from what Ray runs
         self._secrets_file = secrets_file
         self._wake = asyncio.Event()
         self._applied: str | None = None
         self._auth_epoch = 0
+        self._gateway_error: str | None = None
         self.last_error: str | None = None
 
     def wake(self) -> None:
@@ -99,6 +113,8 @@ class Reconciler:
             self._applied = digest
             apps = await self._cluster.applications()
         await self._record(wanted, broken, apps)
+        if self._meter is not None:
+            await self._meter.observe(running(wanted, apps))
 
     async def _desired(self) -> tuple[list[Desired], dict[str, str]]:
         async with self._db.sessionmaker() as session:
@@ -117,25 +133,53 @@ class Reconciler:
         self, wanted: list[Desired], broken: dict[str, str], apps: dict[str, Any]
     ) -> None:
         gateway = apps.get(GATEWAY_APP, {})
+        self._report_gateway(gateway)
         observed: dict[str, tuple[str, str | None]] = {k: ("failed", v) for k, v in broken.items()}
         for item in wanted:
-            observed[item.deployment.id] = _status(apps.get(app_of(item.deployment), {}), gateway)
+            own = item.deployment.mode == "dedicated"
+            app = apps.get(app_of(item.deployment), {}) if own else {}
+            observed[item.deployment.id] = _status(app, gateway, own=own)
         async with self._db.sessionmaker() as session, session.begin():
             repo = DeploymentRepository(session, PLATFORM)
             for deployment in await repo.all(Deployment.id.in_(list(observed))):
                 status, error = observed[deployment.id]
                 _apply_status(session, deployment, status, error)
 
+    def _report_gateway(self, gateway: dict[str, Any]) -> None:
+        """The shared gateway's own errors are for the operators (they may name any
+        tenant's models): logged when they change, never stored on a deployment."""
+        error = _message(gateway) if gateway.get("status") in _FAILED else None
+        if error is not None and error != self._gateway_error:
+            log.error("the inference gateway application is failing: %s", error)
+        self._gateway_error = error
 
-def _status(app: dict[str, Any], gateway: dict[str, Any]) -> tuple[str, str | None]:
-    """(status, error) of one deployment from its Serve application's status."""
-    for part in (app, gateway):
-        state = part.get("status")
-        if state in ("DEPLOY_FAILED", "UNHEALTHY"):
-            return "failed", _message(part)
-    if app.get("status") == "RUNNING" and gateway.get("status") == "RUNNING":
+
+def _status(app: dict[str, Any], gateway: dict[str, Any], *, own: bool) -> tuple[str, str | None]:
+    """(status, error) of one deployment: a dedicated one from its own Serve application
+    (``own``; the message, its paths removed, is its tenant's to read) and the gateway, a
+    shared one from the gateway alone."""
+    if gateway.get("status") in _FAILED:
+        return "failed", GATEWAY_FAILING
+    if own and app.get("status") in _FAILED:
+        return "failed", scrub_paths(_message(app))
+    if gateway.get("status") == "RUNNING" and (not own or app.get("status") == "RUNNING"):
         return "ready", None
     return "pending", None
+
+
+def running(wanted: list[Desired], apps: dict[str, Any]) -> dict[str, Running]:
+    """Each dedicated deployment's replicas that Ray reports up (RUNNING, or UPDATING: up
+    and taking a new config), with the CPUs and GPUs each was given."""
+    out = {}
+    for item in wanted:
+        d = item.deployment
+        if d.mode != "dedicated":
+            continue
+        server = (apps.get(app_of(d), {}).get("deployments") or {}).get(SERVER_DEPLOYMENT, {})
+        up = [r for r in server.get("replicas") or [] if r.get("state") in _UP]
+        cpus, gpus = float(d.resources["num_cpus"]), float(d.resources["num_gpus"])
+        out[d.id] = Running(d.tenant_id, d.name, len(up), cpus, gpus)
+    return out
 
 
 def _message(app: dict[str, Any]) -> str:

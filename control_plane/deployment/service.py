@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_plane.audit.service import record
 from control_plane.auth.principal import Principal
 from control_plane.db import after_commit
+from control_plane.deployment.limits import capacity, within_plan
 from control_plane.deployment.repository import DeploymentRepository
 from control_plane.deployment.schemas import (
     MIN_TIMEOUT_MS,
@@ -23,7 +24,6 @@ from control_plane.errors import (
     ClusterUnavailable,
     Conflict,
     NotFound,
-    PlanLimitExceeded,
     ValidationFailed,
 )
 from control_plane.kit.ids import new_id
@@ -61,7 +61,7 @@ async def create(
         created_by=principal.user_id,
         **fields,
     )
-    await _within_plan(services, session, deployment)
+    await within_plan(services, session, deployment, before=None)
     repo.add(deployment)
     try:
         await session.flush()
@@ -88,13 +88,14 @@ async def update(
 ) -> Deployment:
     _cluster_or_503(services)
     deployment = await get(session, principal, deployment_id)
+    before = capacity(deployment)
     changes = data.model_dump(exclude_unset=True, exclude_none=True, exclude={"version", "alias"})
     if data.traffic is not None:
         changes["traffic"] = [t.model_dump() for t in data.traffic]
         await resolve(session, deployment.tenant_id, deployment.model_id, changes["traffic"])
     for field, value in changes.items():
         setattr(deployment, field, value)
-    await _within_plan(services, session, deployment)
+    await within_plan(services, session, deployment, before=before)
     deployment.generation += 1
     deployment.status = "updating" if deployment.status == "ready" else "pending"
     deployment.error = None
@@ -167,34 +168,6 @@ async def read(services: Services, session: AsyncSession, deployment: Deployment
 
 def _resolved(target: Resolved) -> ResolvedTarget:
     return ResolvedTarget(version=target.version, weight=target.weight, alias=target.alias)
-
-
-async def _within_plan(services: Services, session: AsyncSession, deployment: Deployment) -> None:
-    limits = await services.quotas.limits(deployment.tenant_id)
-    others = [
-        d
-        for d in await DeploymentRepository(session, deployment.tenant_id).all()
-        if d.id != deployment.id
-    ]
-    cap = limits.get(Limit.MAX_DEPLOYMENTS)
-    if cap is not None and len(others) + 1 > cap:
-        raise PlanLimitExceeded(f"the plan allows {cap:g} deployments")
-    cap = limits.get(Limit.MAX_PREDICTION_TIMEOUT_MS)
-    if cap is not None and deployment.timeout_ms > cap:
-        raise PlanLimitExceeded(
-            f"the plan's max_prediction_timeout_ms is {cap:g}; "
-            f"this deployment asks for timeout_ms {deployment.timeout_ms}"
-        )
-    if deployment.mode != "dedicated":
-        return
-    replicas = deployment.autoscaling["max_replicas"] + sum(
-        d.autoscaling["max_replicas"] for d in others if d.mode == "dedicated"
-    )
-    cap = limits.get(Limit.MAX_DEDICATED_REPLICAS)
-    if cap is not None and replicas > cap:
-        raise PlanLimitExceeded(
-            f"the plan allows {cap:g} dedicated replicas in all; this would make {replicas}"
-        )
 
 
 async def _timeout_ms(services: Services, tenant_id: str, data: DeploymentCreate) -> int:

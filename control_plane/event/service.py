@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.auth.permissions import Action
+from control_plane.auth.principal import Principal
 from control_plane.db import Database
 from control_plane.event.repository import EventRepository, OutboxRepository
 from control_plane.kit.ids import new_id
@@ -42,6 +44,24 @@ EVENT_TYPES = (
     "job.failed",
     "plugin.installed",
 )
+
+
+# Event fields that the API shows elsewhere only to holders of an action: others read
+# them as null in /events (their own email excepted), not through the back door.
+GUARDED_FIELDS = {"email": Action.USERS_READ, "url": Action.WEBHOOKS_WRITE}
+
+
+def visible_data(principal: Principal, event: Event) -> dict[str, Any]:
+    """The event's data as ``principal`` may read it."""
+    data = dict(event.data)
+    for field, action in GUARDED_FIELDS.items():
+        if field in data and not principal.can(action) and not _own(principal, field, data):
+            data[field] = None
+    return data
+
+
+def _own(principal: Principal, field: str, data: dict[str, Any]) -> bool:
+    return field == "email" and data.get("user_id") == principal.user_id
 
 
 def emit(

@@ -21,6 +21,9 @@ class CounterStore(Protocol):
 
     async def clear(self, key: str) -> None: ...
 
+    async def release(self, key: str) -> None:
+        """Take back one event counted by ``hit`` (never below zero)."""
+
 
 class LocalCounters:
     def __init__(self) -> None:
@@ -43,6 +46,13 @@ class LocalCounters:
 
     async def clear(self, key: str) -> None:
         self._windows.pop(key, None)
+
+    async def release(self, key: str) -> None:
+        count, ends = self._windows.get(key, (0, 0.0))
+        if count > 1:
+            self._windows[key] = (count - 1, ends)
+        else:
+            self._windows.pop(key, None)
 
     def _sweep(self, now: float) -> None:
         self._windows = {k: v for k, v in self._windows.items() if v[1] > now}
@@ -72,3 +82,13 @@ class RedisCounters:
 
     async def clear(self, key: str) -> None:
         await self._redis.delete(f"{self._ns}:ctr:{key}")
+
+    async def release(self, key: str) -> None:
+        await self._redis.eval(_RELEASE, 1, f"{self._ns}:ctr:{key}")
+
+
+# decrement an existing counter, dropping it at zero (its window ends with it)
+_RELEASE = """
+if redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end
+return 0
+"""

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.auth.admission import Admission
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
 from control_plane.errors import Forbidden
+from control_plane.kit.peers import bearer_matches, peer_in
 from control_plane.plan.catalog import Limit
 from control_plane.services import Services
 
@@ -38,21 +39,24 @@ def Authorize(action: Action) -> Any:
 
     async def authorized(request: Request, response: Response) -> Principal:
         services = get_services(request)
-        principal = await services.authenticator.authenticate(request.headers.get("authorization"))
-        if principal.tenant_id is not None:  # each tenant's API calls share its API rate
-            headers = await services.quotas.rate(
-                principal.tenant_id,
-                Limit.API_RPS,
-                key_id=principal.api_key_id,
-                key_rps=principal.key_rps,
-            )
-            response.headers.update(headers)
-        if not principal.can(action):
-            raise Forbidden(f"this action needs the '{action}' permission")
-        return principal
+        admitted = await Admission(services.authenticator, services.quotas).admit(
+            request.headers.get("authorization"), action, rate=Limit.API_RPS
+        )
+        response.headers.update(admitted.headers)
+        return admitted.principal
 
     authorized.required_action = action  # type: ignore[attr-defined]
     return Depends(authorized)
+
+
+def _no_store(response: Response) -> None:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+# On routes whose responses carry secrets (tokens, keys, signing secrets): no cache,
+# shared or the browser's, keeps a copy. `dependencies=[..., NoStore]`.
+NoStore: Any = Depends(_no_store)
 
 
 def Public() -> Any:
@@ -71,10 +75,12 @@ def Internal() -> Any:
 
     async def internal(request: Request) -> None:
         services = get_services(request)
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.encode(), services.internal_token.encode()
-        ):
+        if not peer_in(request, services.settings.internal_networks):
+            raise Forbidden(
+                "this route answers only the networks in ATRIUM_INTERNAL_NETWORKS "
+                "(loopback by default), never through a proxy"
+            )
+        if not bearer_matches(request.headers.get("authorization"), services.internal_token):
             raise Forbidden("this route is for Atrium's own services")
 
     internal.required_action = "internal"  # type: ignore[attr-defined]

@@ -30,6 +30,7 @@ from control_plane.kit.slots import FairSlots
 from control_plane.model.repository import VersionRepository
 from control_plane.models import ModelVersion
 from serve_apps.runtime.probe import ProbeResult, probe
+from serve_apps.runtime.scrub import scrub_paths
 from serve_apps.runtime.signature import Signature
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,8 @@ class Validator:
                     sandbox=self._sandbox,
                 )
         except (CorruptBlob, OSError) as exc:
-            return ProbeResult(False, error=f"the stored artifact cannot be read: {exc}")
+            log.warning("version %s: the stored artifact cannot be read: %s", version.id, exc)
+            return ProbeResult(False, error=f"the stored artifact cannot be read: {_safe(exc)}")
 
     async def _record(self, version: ModelVersion, result: ProbeResult) -> None:
         status = "ready" if result.ok else "failed"
@@ -157,3 +159,10 @@ class Validator:
         log.info("model version %s is %s", version.id, status)
         if not result.ok:  # a failed version keeps its row (and error), not its blob
             await purge(self._db, self._artifacts, version.tenant_id, [version.sha256])
+
+
+def _safe(exc: BaseException) -> str:
+    """What the tenant may read of an error: its words, no host path."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return scrub_paths(str(exc))

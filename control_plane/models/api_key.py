@@ -23,3 +23,7 @@ class ApiKey(Entity, TenantOwned):
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
     rate_limit_rps: Mapped[float | None]
+    # the key that made this one (POST /api-keys with a key): revoked with it
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), index=True
+    )

@@ -17,5 +17,7 @@ class RefreshToken(Entity):
     family_id: Mapped[str] = mapped_column(String(40), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime]
+    # the family's absolute end, set at sign-in and carried along each rotation
+    family_expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

@@ -1,4 +1,5 @@
-"""The plan catalogue: data in configs/plans.yaml, validated once at start-up."""
+"""The plan catalogue: data in plans.yaml (shipped in this package; ATRIUM_PLANS_FILE names
+another), validated once at start-up."""
 
 from __future__ import annotations
 
@@ -23,11 +24,14 @@ class Limit(StrEnum):
     MAX_CONCURRENT_JOBS = "max_concurrent_jobs"
     MAX_DEPLOYMENTS = "max_deployments"
     MAX_DEDICATED_REPLICAS = "max_dedicated_replicas"
+    MAX_CPUS_PER_DEPLOYMENT = "max_cpus_per_deployment"
+    MAX_GPUS_PER_DEPLOYMENT = "max_gpus_per_deployment"
     MAX_GPUS_PER_JOB = "max_gpus_per_job"
     MONTHLY_PLUGIN_EXECUTIONS = "monthly_plugin_executions"
     STORAGE_GB = "storage_gb"
     MAX_UPLOAD_MB = "max_upload_mb"
     MAX_PREDICTION_TIMEOUT_MS = "max_prediction_timeout_ms"
+    MAX_WEBHOOKS = "max_webhooks"
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,9 @@ METERED: dict[Limit, Meter] = {
     Limit.MONTHLY_PLUGIN_EXECUTIONS: Meter("plugin_executions", "executions"),
 }
 RATES = (Limit.INFERENCE_RPS, Limit.API_RPS)
-CONCURRENCY = (Limit.MAX_CONCURRENT_JOBS, Limit.MAX_DEPLOYMENTS, Limit.MAX_DEDICATED_REPLICAS)
+CONCURRENCY = (Limit.MAX_CONCURRENT_JOBS,)
+# what the database holds, reserved while requests add to it (``quota.reservation``)
+COUNTED = (Limit.STORAGE_GB, Limit.MAX_DEPLOYMENTS, Limit.MAX_DEDICATED_REPLICAS)
 
 Amount = Annotated[float | None, Field(ge=0)]
 
@@ -67,11 +73,18 @@ class Limits(_Strict):
     max_concurrent_jobs: Amount
     max_deployments: Amount
     max_dedicated_replicas: Amount
+    max_cpus_per_deployment: Amount = Field(
+        description="num_cpus x max_replicas of one dedicated deployment."
+    )
+    max_gpus_per_deployment: Amount = Field(
+        description="num_gpus x max_replicas of one dedicated deployment."
+    )
     max_gpus_per_job: Amount
     monthly_plugin_executions: Amount
     storage_gb: Amount
     max_upload_mb: Amount
     max_prediction_timeout_ms: Amount
+    max_webhooks: Amount
 
     def get(self, limit: Limit) -> float | None:
         value: float | None = getattr(self, limit.value)
@@ -117,7 +130,7 @@ class Catalog(_Strict):
 
 
 class CatalogError(ValueError):
-    """configs/plans.yaml is unreadable or invalid; the message names the field."""
+    """The plans file is unreadable or invalid; the message names the field."""
 
 
 def load_catalog(path: Path) -> Catalog:

@@ -4,6 +4,8 @@
 - ``acquire``/``release``: concurrency slots held as leases that expire if not renewed,
   so a crashed holder never keeps its slot.
 - ``take``: a token bucket (rate limit).
+- ``reserve``/``unreserve``: amounts held against a counted quota (stored bytes,
+  deployments) while the work that will use them runs; see ``reserve``.
 
 A counter that does not exist yet answers ``NEEDS_SEED``: the caller seeds it from
 the usage ledger (``seed``), so a restart or a flushed Redis never forgets usage.
@@ -12,7 +14,7 @@ the usage ledger (``seed``), so a restart or a flushed Redis never forgets usage
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -22,6 +24,12 @@ from redis.asyncio import Redis
 class ChargeResult:
     status: str  # "charged" | "duplicate" | "exceeded" | "needs_seed"
     used: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveResult:
+    status: str  # "reserved" | "exceeded" | "stale"
+    used: int  # the base plus what the other live reservations hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,50 @@ class QuotaBackend(Protocol):
 
     async def take(self, key: str, rate: float, burst: float, cost: float = 1.0) -> TakeResult: ...
 
+    async def epoch(self, key: str) -> int:
+        """Read before the ``base`` of a ``reserve`` is read from the database."""
+
+    async def reserve(
+        self,
+        key: str,
+        holder: str,
+        amount: int,
+        limit: int | None,
+        *,
+        base: int,
+        since: int,
+        lease_s: float,
+    ) -> ReserveResult:
+        """Make ``holder`` hold ``amount`` if ``base`` (what is committed in the database)
+        plus every other live reservation plus ``amount`` stays within ``limit``; a holder
+        may always shrink. ``stale`` when a reservation went away (committed, failed or
+        expired) after ``since`` was read: the caller reads ``epoch`` and ``base`` again,
+        so bytes that moved from a reservation into the database are never missed."""
+
+    async def renew(self, key: str, holder: str, *, lease_s: float) -> bool: ...
+
+    async def unreserve(self, key: str, holder: str) -> None: ...
+
+    async def reserved(self, key: str) -> int: ...
+
+
+@dataclass
+class _Held:
+    holders: dict[str, tuple[int, float]] = field(default_factory=dict)  # amount, expiry
+    seq: int = 0
+    floor: int = 0
+
+    def purge(self, now: float) -> None:
+        expired = [h for h, (_, t) in self.holders.items() if t <= now]
+        for holder in expired:
+            del self.holders[holder]
+        if expired:
+            self.bump()
+
+    def bump(self) -> None:
+        self.seq += 1
+        self.floor = self.seq
+
 
 class LocalQuotaBackend:
     """One process: the event loop runs each method without interleaving, so it is atomic."""
@@ -58,6 +110,7 @@ class LocalQuotaBackend:
         self._dedupe: dict[str, float] = {}
         self._leases: dict[str, dict[str, float]] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._held: dict[str, _Held] = {}
 
     async def charge(
         self, key: str, amount: int, limit: int | None, *, dedupe: str | None, ttl_s: int
@@ -110,6 +163,49 @@ class LocalQuotaBackend:
         self._buckets[key] = (tokens, now)
         return TakeResult(False, tokens, (cost - tokens) / rate)
 
+    async def epoch(self, key: str) -> int:
+        return self._held.setdefault(key, _Held()).seq
+
+    async def reserve(
+        self,
+        key: str,
+        holder: str,
+        amount: int,
+        limit: int | None,
+        *,
+        base: int,
+        since: int,
+        lease_s: float,
+    ) -> ReserveResult:
+        held, now = self._held.setdefault(key, _Held()), time.monotonic()
+        held.purge(now)
+        if since < held.floor:
+            return ReserveResult("stale", 0)
+        used = base + sum(a for h, (a, _) in held.holders.items() if h != holder)
+        mine = held.holders.get(holder, (0, 0.0))[0]
+        if limit is not None and amount > mine and used + amount > limit:
+            return ReserveResult("exceeded", used)
+        held.holders[holder] = (amount, now + lease_s)
+        return ReserveResult("reserved", used)
+
+    async def renew(self, key: str, holder: str, *, lease_s: float) -> bool:
+        held, now = self._held.setdefault(key, _Held()), time.monotonic()
+        held.purge(now)
+        if holder not in held.holders:
+            return False
+        held.holders[holder] = (held.holders[holder][0], now + lease_s)
+        return True
+
+    async def unreserve(self, key: str, holder: str) -> None:
+        held = self._held.get(key)
+        if held is not None and held.holders.pop(holder, None) is not None:
+            held.bump()
+
+    async def reserved(self, key: str) -> int:
+        held = self._held.setdefault(key, _Held())
+        held.purge(time.monotonic())
+        return sum(a for a, _ in held.holders.values())
+
 
 _CHARGE = """
 local used = redis.call('GET', KEYS[1])
@@ -161,6 +257,76 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return {allowed, tostring(tokens), tostring(retry)}
 """
 
+# Reservations: KEYS[1] a hash holder -> "amount:expiry_ms", KEYS[2] a hash with the
+# sequence number ``seq`` and ``floor`` (the seq of the last reservation that went away).
+# Both live a day past their last use, so the sequence never restarts under a caller.
+_PURGE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local all = redis.call('HGETALL', KEYS[1])
+local live, purged = {}, false
+for i = 1, #all, 2 do
+  local value = all[i + 1]
+  local sep = string.find(value, ':', 1, true)
+  if tonumber(string.sub(value, sep + 1)) <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+    purged = true
+  else
+    live[all[i]] = tonumber(string.sub(value, 1, sep - 1))
+  end
+end
+if purged then
+  redis.call('HSET', KEYS[2], 'floor', redis.call('HINCRBY', KEYS[2], 'seq', 1))
+end
+redis.call('PEXPIRE', KEYS[1], 86400000)
+redis.call('PEXPIRE', KEYS[2], 86400000)
+"""
+
+_RESERVE = (
+    _PURGE
+    + """
+local holder, amount, base = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
+if tonumber(ARGV[5]) < tonumber(redis.call('HGET', KEYS[2], 'floor') or '0') then
+  return {'stale', 0}
+end
+local used, mine = base, live[holder] or 0
+for h, a in pairs(live) do
+  if h ~= holder then used = used + a end
+end
+if ARGV[3] ~= '' and amount > mine and used + amount > tonumber(ARGV[3]) then
+  return {'exceeded', used}
+end
+redis.call('HSET', KEYS[1], holder, ARGV[2] .. ':' .. (now + tonumber(ARGV[6])))
+return {'reserved', used}
+"""
+)
+
+_RENEW = (
+    _PURGE
+    + """
+local amount = live[ARGV[1]]
+if not amount then return 0 end
+local value = string.format('%d', amount) .. ':' .. (now + tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], ARGV[1], value)
+return 1
+"""
+)
+
+_UNRESERVE = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[2], 'floor', redis.call('HINCRBY', KEYS[2], 'seq', 1))
+end
+"""
+
+_RESERVED = (
+    _PURGE
+    + """
+local total = 0
+for _, a in pairs(live) do total = total + a end
+return total
+"""
+)
+
 
 class RedisQuotaBackend:
     """Correct across processes: each operation is one Lua script, atomic in Redis,
@@ -173,6 +339,10 @@ class RedisQuotaBackend:
         self._acquire = redis.register_script(_ACQUIRE)
         self._holders = redis.register_script(_HOLDERS)
         self._take = redis.register_script(_TAKE)
+        self._reserve = redis.register_script(_RESERVE)
+        self._renew = redis.register_script(_RENEW)
+        self._unreserve = redis.register_script(_UNRESERVE)
+        self._reserved = redis.register_script(_RESERVED)
 
     def _key(self, key: str) -> str:
         return f"{self._ns}:q:{key}"
@@ -205,3 +375,37 @@ class RedisQuotaBackend:
     async def take(self, key: str, rate: float, burst: float, cost: float = 1.0) -> TakeResult:
         allowed, tokens, retry = await self._take(keys=[self._key(key)], args=[rate, burst, cost])
         return TakeResult(bool(allowed), float(tokens), float(retry))
+
+    def _held(self, key: str) -> list[str]:
+        return [self._key(f"{key}:holders"), self._key(f"{key}:seq")]
+
+    async def epoch(self, key: str) -> int:
+        value = await self._redis.hget(self._key(f"{key}:seq"), "seq")
+        return int(value or 0)
+
+    async def reserve(
+        self,
+        key: str,
+        holder: str,
+        amount: int,
+        limit: int | None,
+        *,
+        base: int,
+        since: int,
+        lease_s: float,
+    ) -> ReserveResult:
+        lease_ms = max(1, int(lease_s * 1000))
+        args: list[str | int] = [holder, amount, "" if limit is None else limit, base]
+        args += [since, lease_ms]
+        status, used = await self._reserve(keys=self._held(key), args=args)
+        return ReserveResult(status.decode() if isinstance(status, bytes) else status, int(used))
+
+    async def renew(self, key: str, holder: str, *, lease_s: float) -> bool:
+        lease_ms = max(1, int(lease_s * 1000))
+        return bool(await self._renew(keys=self._held(key), args=[holder, lease_ms]))
+
+    async def unreserve(self, key: str, holder: str) -> None:
+        await self._unreserve(keys=self._held(key), args=[holder])
+
+    async def reserved(self, key: str) -> int:
+        return int(await self._reserved(keys=self._held(key)))

@@ -2,7 +2,10 @@
 
 - ``charge``: check-and-charge a monthly metered quota (predictions, CPU-seconds, …),
   atomically, once per source id, and meter it into the usage ledger.
-- ``hold`` / ``release``: a concurrency slot (jobs, deployments, replicas) as a lease.
+- ``meter``: count usage that has already happened (replica-seconds), never refused.
+- ``ensure_left``: refuse new work once a monthly quota is used up.
+- ``hold`` / ``release``: a concurrency slot (jobs) as a lease.
+- counted quotas (storage, deployments) are reserved with ``quota.reservation``.
 - ``rate``: the per-tenant (and per-key) token bucket.
 """
 
@@ -19,7 +22,15 @@ from control_plane.errors import NotFound, QuotaExceeded, RateLimited
 from control_plane.event.service import emit_once
 from control_plane.kit.clock import utcnow
 from control_plane.kit.repository import PLATFORM
-from control_plane.plan.catalog import CONCURRENCY, METERED, RATES, Catalog, Limit, Plan
+from control_plane.plan.catalog import (
+    CONCURRENCY,
+    COUNTED,
+    METERED,
+    RATES,
+    Catalog,
+    Limit,
+    Plan,
+)
 from control_plane.quota.backend import ChargeResult, QuotaBackend, TakeResult
 from control_plane.quota.periods import month_label, month_start, next_month
 from control_plane.tenant.repository import TenantRepo
@@ -76,6 +87,11 @@ class Quotas:
         self._ttl = cache_ttl_s
         self._dedupe_ttl = dedupe_ttl_s
         self._limits: dict[str, tuple[TenantLimits, float]] = {}
+
+    @property
+    def backend(self) -> QuotaBackend:
+        """Where counters, leases and reservations (``quota.reservation``) are kept."""
+        return self._backend
 
     def invalidate(self, _topic: str = "*") -> None:
         self._limits.clear()
@@ -149,6 +165,67 @@ class Quotas:
                 extra={"quota": limit.value},
             )
         return result
+
+    async def meter(
+        self,
+        tenant_id: str,
+        limit: Limit,
+        amount: int,
+        *,
+        source_id: str,
+        occurred_at: datetime,
+        dimensions: dict[str, Any] | None = None,
+    ) -> ChargeResult:
+        """Count usage that has already happened (a dedicated deployment's replica-seconds)
+        into the month it happened in: never refused, counted once per ``source_id``, and
+        it raises the 80 % and 100 % events; past the plan's included amount it is billed
+        as overage."""
+        meter = METERED[limit]
+        key = f"{tenant_id}:{meter.metric}:{month_label(occurred_at)}"
+        dedupe = f"{tenant_id}:{meter.metric}:{source_id}"
+        result = await self._backend.charge(
+            key, amount, None, dedupe=dedupe, ttl_s=self._dedupe_ttl
+        )
+        if result.status == "needs_seed":
+            await self._seed(key, tenant_id, meter.metric, occurred_at)
+            result = await self._backend.charge(
+                key, amount, None, dedupe=dedupe, ttl_s=self._dedupe_ttl
+            )
+        if result.status != "charged":
+            return result
+        self._recorder.record(
+            tenant_id=tenant_id,
+            metric=meter.metric,
+            quantity=amount,
+            unit=meter.unit,
+            source_id=source_id,
+            dimensions=dimensions,
+            occurred_at=occurred_at,
+        )
+        ceiling = (await self.limits(tenant_id)).get(limit)
+        if ceiling:
+            cap = int(ceiling * meter.per_limit_unit)
+            await self._thresholds(tenant_id, limit, result.used - amount, result, cap, occurred_at)
+        return result
+
+    async def ensure_left(self, tenant_id: str, limit: Limit, *, refused: str) -> None:
+        """429 ``quota_exceeded`` naming ``limit`` when this month's is used up; ``refused``
+        says what is refused (new deployments, scale-ups)."""
+        ceiling = (await self.limits(tenant_id)).get(limit)
+        if ceiling is None:
+            return
+        now = utcnow()
+        used = await self._monthly_used(tenant_id, limit, now)
+        if used < ceiling:
+            return
+        reset_s = (next_month(month_start(now)) - now).total_seconds()
+        raise QuotaExceeded(
+            f"monthly quota {limit.value} is used up ({used:g} of {ceiling:g} on this plan):"
+            f" {refused} wait for the next month or a bigger plan",
+            retry_after=math.ceil(reset_s),
+            headers=_headers(ceiling, 0, reset_s),
+            extra={"quota": limit.value},
+        )
 
     async def _seed(self, key: str, tenant_id: str, metric: str, now: datetime) -> None:
         start = month_start(now)
@@ -248,16 +325,26 @@ class Quotas:
                 out.append(QuotaStatus(limit.value, ceiling, held, "concurrent", None))
             elif limit in RATES:
                 out.append(QuotaStatus(limit.value, ceiling, None, "second", None))
-            elif limit is Limit.STORAGE_GB:
-                # imported here: the gateway charges quotas and never reports storage
-                from control_plane.artifact.accounting import stored_bytes
-
-                async with self._db.sessionmaker() as session:
-                    stored = await stored_bytes(session, tenant_id)
-                out.append(QuotaStatus(limit.value, ceiling, stored / 1e9, "total", None))
+            elif limit in COUNTED:
+                used = await self._counted(tenant_id, limit)
+                out.append(QuotaStatus(limit.value, ceiling, used, "total", None))
             else:
                 out.append(QuotaStatus(limit.value, ceiling, None, "per_request", None))
         return out
+
+    async def _counted(self, tenant_id: str, limit: Limit) -> float:
+        """What the database holds now (reservations of requests in flight not included)."""
+        # imported here: the gateway charges quotas and never reports these
+        from control_plane.artifact.accounting import stored_bytes
+        from control_plane.deployment.repository import DeploymentRepository
+
+        async with self._db.sessionmaker() as session:
+            if limit is Limit.STORAGE_GB:
+                return await stored_bytes(session, tenant_id) / 1e9
+            deployments = await DeploymentRepository(session, tenant_id).all()
+        if limit is Limit.MAX_DEPLOYMENTS:
+            return len(deployments)
+        return sum(int(d.autoscaling["max_replicas"]) for d in deployments if d.mode == "dedicated")
 
     async def _monthly_used(self, tenant_id: str, limit: Limit, now: datetime) -> float:
         meter = METERED[limit]

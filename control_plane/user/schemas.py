@@ -30,6 +30,15 @@ class UserUpdate(InputSchema):
     email: Email | None = None
     password: Password | None = None
     role: Role | None = Field(None, description="Owners and admins only.")
+    current_password: str | None = Field(
+        None,
+        max_length=1024,
+        description="Changing your own email or password: your current password, unless "
+        "you signed in within ATRIUM_REAUTH_SECONDS (default 300).",
+    )
+    totp_code: str | None = Field(
+        None, pattern=r"^\d{6}$", description="With `current_password` when your MFA is on."
+    )
 
 
 class UserRead(ReadSchema):

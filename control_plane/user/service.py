@@ -1,23 +1,29 @@
-"""Users: tenant members managed by their owners/admins, and platform admins."""
+"""Users: tenant members managed by their owners/admins, and platform admins.
+
+An email address is unique within a tenant (platform admins: among themselves), so no
+tenant can learn of, or take, an address another tenant uses."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.api_key.repository import ApiKeyRepository
 from control_plane.audit.service import record
 from control_plane.auth.permissions import Action, Role
 from control_plane.auth.principal import Principal
+from control_plane.auth.proof import require_reauth
 from control_plane.auth.repository import RefreshTokenRepository
-from control_plane.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from control_plane.errors import Conflict, Forbidden, NotFound, TenantRequired, ValidationFailed
 from control_plane.event.service import emit
 from control_plane.kit.clock import utcnow
 from control_plane.kit.ids import new_id
 from control_plane.kit.pagination import PageParams
 from control_plane.kit.repository import PLATFORM
-from control_plane.models import User
+from control_plane.models import Tenant, User
 from control_plane.services import Services
 from control_plane.tenant.repository import TenantRepo
 from control_plane.tenant.service import scope_of
@@ -32,8 +38,7 @@ async def create(
     _check_may_grant(principal, data.role)
     _check_password(services, data.password)
     users = UserRepository(session, PLATFORM)
-    if await users.by_email(data.email):
-        raise Conflict("a user with this email exists", extra={"field": "email"})
+    await _ensure_email_free(session, data.email, tenant_id)
     user = users.add(
         User(
             id=new_id("usr"),
@@ -43,7 +48,7 @@ async def create(
             role=data.role.value,
         )
     )
-    await session.flush()
+    await _flush_unique_email(session)
     emit(
         session,
         tenant_id=tenant_id,
@@ -96,6 +101,65 @@ def _check_password(services: Services, password: str) -> None:
         )
 
 
+async def _ensure_email_free(session: AsyncSession, email: str, tenant_id: str | None) -> None:
+    """Only this tenant's (or, for platform admins, the platform's) accounts are
+    consulted: whether another tenant uses the address is never revealed."""
+    if await UserRepository(session, PLATFORM).by_email(email, tenant_id):
+        raise _email_taken()
+
+
+async def _flush_unique_email(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError:  # taken by a racing request since the check
+        raise _email_taken() from None
+
+
+def _email_taken() -> Conflict:
+    return Conflict("this email is already in use here", extra={"field": "email"})
+
+
+# At most this many accounts with one email are tried by a sign-in naming no tenant.
+SIGN_IN_CANDIDATES = 10
+
+
+async def account_for_sign_in(
+    services: Services, session: AsyncSession, *, email: str, password: str, tenant: str | None
+) -> tuple[User | None, Sequence[User]]:
+    """The account these credentials open, or None (a wrong password, to the caller),
+    and the accounts that were tried (a failure is audited in each one's tenant).
+
+    With ``tenant`` (its slug or id) only that tenant's account is tried. Without it,
+    every account with the email is (in parallel, so the time taken hardly depends on
+    their number), and the one whose password matches is it; when several match,
+    TenantRequired. None matching looks exactly like an unknown email."""
+    candidates = await _candidates(session, email, tenant)
+    if not candidates:
+        await services.passwords.verify(None, password)  # the same work as for an account
+        return None, candidates
+    checks = [services.passwords.verify(user.password_hash, password) for user in candidates]
+    verdicts = await asyncio.gather(*checks)
+    matching = [user for user, ok in zip(candidates, verdicts, strict=True) if ok]
+    if len(matching) > 1:
+        raise TenantRequired(
+            "this email and password fit accounts in more than one tenant: "
+            "send `tenant` (the tenant's slug) too"
+        )
+    return (matching[0] if matching else None), candidates
+
+
+async def _candidates(session: AsyncSession, email: str, tenant: str | None) -> Sequence[User]:
+    users = UserRepository(session, PLATFORM)
+    if tenant is None:
+        return await users.with_email(email, limit=SIGN_IN_CANDIDATES)
+    named = (Tenant.slug == tenant.strip().lower()) | (Tenant.id == tenant.strip())
+    found = await TenantRepo(session, PLATFORM).first(named)
+    if found is None:
+        return []
+    user = await users.by_email(email, found.id)
+    return [user] if user else []
+
+
 async def get(session: AsyncSession, principal: Principal, user_id: str) -> User:
     user = await UserRepository(session, scope_of(principal)).get(user_id)
     if user is None:
@@ -109,24 +173,25 @@ async def list_page(
     return await UserRepository(session, scope_of(principal)).page(params)
 
 
+_PROOF = {"current_password", "totp_code"}  # proof of the caller, not account attributes
+
+
 async def update(
     services: Services, session: AsyncSession, principal: Principal, user_id: str, data: UserUpdate
 ) -> User:
     if principal.kind != "user":
         raise Forbidden("API keys cannot change accounts")
     user = await get(session, principal, user_id)
-    is_self = user.id == principal.user_id
-    if not is_self and not principal.can(Action.USERS_WRITE):
-        raise Forbidden("you may only change your own account")
-    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True, exclude=_PROOF)
+    await _authorize_change(services, session, principal, user, data, changes)
     if "role" in changes:
         await _change_role(session, principal, user, data.role)
     if "email" in changes and changes["email"] != user.email:
-        if await UserRepository(session, PLATFORM).by_email(changes["email"]):
-            raise Conflict("a user with this email exists", extra={"field": "email"})
+        await _ensure_email_free(session, changes["email"], user.tenant_id)
         user.email = changes["email"]
+        await _flush_unique_email(session)
     if data.password is not None:
-        await _change_password(services, session, user, data.password)
+        await _change_password(services, session, principal, user, data.password)
     services.identity_changed(session)
     changes.pop("password", None)
     emit(
@@ -141,6 +206,35 @@ async def update(
         details={**changes, "password_changed": data.password is not None},
     )
     return user
+
+
+async def _authorize_change(
+    services: Services,
+    session: AsyncSession,
+    principal: Principal,
+    user: User,
+    data: UserUpdate,
+    changes: dict[str, object],
+) -> None:
+    """Before anything changes: others' accounts need the role to manage them (an
+    owner's, the owner-management permission); one's own sign-in secrets need a
+    recent sign-in or the current password (and MFA code)."""
+    is_self = user.id == principal.user_id
+    if not is_self and not principal.can(Action.USERS_WRITE):
+        raise Forbidden("you may only change your own account")
+    if not is_self and user.role == Role.OWNER and not principal.can(Action.USERS_MANAGE_OWNERS):
+        raise Forbidden("only owners may change an owner's account")
+    sign_in_changes = "password" in changes or changes.get("email", user.email) != user.email
+    if is_self and sign_in_changes:
+        await require_reauth(
+            services,
+            session,
+            principal,
+            user,
+            current_password=data.current_password,
+            totp_code=data.totp_code,
+            action="user.update",
+        )
 
 
 async def _change_role(
@@ -170,11 +264,13 @@ async def _ensure_not_last_platform_admin(session: AsyncSession) -> None:
 
 
 async def _change_password(
-    services: Services, session: AsyncSession, user: User, password: str
+    services: Services, session: AsyncSession, principal: Principal, user: User, password: str
 ) -> None:
+    """Every sign-in session of the user ends, but the one changing its own password."""
     _check_password(services, password)
     user.password_hash = await services.passwords.hash(password)
-    await RefreshTokenRepository(session).revoke_all_of_user(user.id, utcnow())
+    own = principal.session_id if user.id == principal.user_id else None
+    await RefreshTokenRepository(session).revoke_other_families(user.id, keep=own, when=utcnow())
 
 
 async def delete(

@@ -4,6 +4,12 @@ and (with Redis) appends them to a Redis Stream per tenant.
 Several processes may run it at once: on Postgres rows are claimed with
 ``FOR UPDATE SKIP LOCKED``; deliveries are claimed by a conditional update and
 are unique per (webhook, event), so a delivery is never sent twice at once.
+
+Each delivery is sent by a task of its own and recorded when it is done, so a slow
+receiver holds only its own slots: at most ``webhook_concurrency_per_webhook``
+deliveries to one webhook and ``webhook_concurrency_per_tenant`` of one tenant are in
+flight at once (per process), out of ``webhook_concurrency``; due deliveries of busy
+webhooks and tenants are left for later rather than claimed to wait.
 """
 
 from __future__ import annotations
@@ -12,17 +18,16 @@ import asyncio
 import json
 import logging
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from redis.asyncio import Redis
 from sqlalchemy import Text, cast
 
 from control_plane.auth.totp import SecretBox
 from control_plane.config import Settings
 from control_plane.db import Database
-from control_plane.errors import ValidationFailed
 from control_plane.event.repository import (
     DeliveryRepository,
     EventRepository,
@@ -34,8 +39,9 @@ from control_plane.kit.clock import utcnow
 from control_plane.kit.ids import new_id
 from control_plane.kit.repository import PLATFORM
 from control_plane.models import Event, Webhook, WebhookDelivery
+from control_plane.webhook.in_flight import InFlight
 from control_plane.webhook.signing import signed_headers
-from control_plane.webhook.ssrf import check_url
+from control_plane.webhook.transport import Outcome, WebhookClient
 
 log = logging.getLogger(__name__)
 STREAM_MAXLEN = 100_000
@@ -78,6 +84,7 @@ class Dispatcher:
         settings: Settings,
         secrets: SecretBox,
         redis: Redis | None,
+        client: WebhookClient | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -85,12 +92,24 @@ class Dispatcher:
         self._redis = redis
         self._stream_prefix = f"{settings.redis_namespace}:events"
         self._xadd_many = redis.register_script(_XADD_MANY) if redis is not None else None
-        self._http = httpx.AsyncClient(
-            timeout=settings.webhook_timeout_seconds, follow_redirects=False
+        self._client = client or WebhookClient(
+            allowed_hosts=settings.webhook_allowed_hosts,
+            timeout_s=settings.webhook_timeout_seconds,
+            max_connections=settings.webhook_concurrency,
         )
+        self._in_flight = InFlight(
+            total=settings.webhook_concurrency,
+            per_tenant=settings.webhook_concurrency_per_tenant,
+            per_webhook=settings.webhook_concurrency_per_webhook,
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
-        await self._http.aclose()
+        """Stop the deliveries in flight (their leases run out and they are sent again)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._client.aclose()
 
     async def run_forever(self) -> None:
         while True:
@@ -161,121 +180,159 @@ class Dispatcher:
         return len(ids)
 
     async def deliver_due(self, batch: int = 50) -> int:
-        claimed = await self._claim(batch)
-        if not claimed:
+        """Start sending the due deliveries there are free slots for; how many started.
+        Each is sent and recorded by a task of its own."""
+        room = min(batch, self._in_flight.free)
+        if room <= 0:
             return 0
-        outcomes = await asyncio.gather(*(self._send(d, h, e) for d, h, e in claimed))
-        async with self._db.sessionmaker() as session, session.begin():
-            for (delivery, hook, _event), outcome in zip(claimed, outcomes, strict=True):
-                await self._record(session, delivery.id, hook.id, outcome)
+        claimed = await self._claim(room)
+        for delivery, hook, event in claimed:
+            task = asyncio.create_task(self._deliver(delivery, hook, event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return len(claimed)
 
-    async def _claim(self, batch: int) -> list[tuple[WebhookDelivery, Webhook, Event]]:
+    async def _deliver(self, delivery: WebhookDelivery, hook: Webhook, event: Event) -> None:
+        try:
+            outcome = await self._send(hook, event)
+            async with self._db.sessionmaker() as session, session.begin():
+                await self._record(session, delivery.id, hook.id, outcome)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the lease runs out and the delivery is tried again
+            log.exception("webhook delivery %s failed to be recorded", delivery.id)
+        finally:
+            self._in_flight.done(delivery)
+
+    async def _claim(self, room: int) -> list[tuple[WebhookDelivery, Webhook, Event]]:
         now = utcnow()
         lease = now + timedelta(seconds=self._settings.webhook_timeout_seconds * 2 + 5)
-        async with self._db.sessionmaker() as session, session.begin():
-            deliveries = DeliveryRepository(session, PLATFORM)
-            due = await deliveries.all(
-                WebhookDelivery.status == "pending",
-                WebhookDelivery.next_attempt_at <= now,
-                limit=batch,
-            )
-            won = [
-                d
-                for d in due
-                if await deliveries.update_where(
-                    (WebhookDelivery.id == d.id)
-                    & (WebhookDelivery.next_attempt_at == d.next_attempt_at),
-                    next_attempt_at=lease,
-                )
-            ]  # the rest were taken by another process meanwhile
-            hooks = {
-                h.id: h
-                for h in await WebhookRepository(session, PLATFORM).all(
-                    Webhook.id.in_({d.webhook_id for d in won})
-                )
-            }
-            events = {
-                e.id: e
-                for e in await EventRepository(session, PLATFORM).all(
-                    Event.id.in_({d.event_id for d in won})
-                )
-            }
-            claimed = []
-            for delivery in won:
-                hook, event = hooks.get(delivery.webhook_id), events.get(delivery.event_id)
-                if hook is None or not hook.enabled or event is None:
-                    await deliveries.update_where(
-                        WebhookDelivery.id == delivery.id,
-                        status="failed",
-                        last_error="webhook disabled",
-                    )
-                    continue
-                claimed.append((delivery, hook, event))
+        won: list[WebhookDelivery] = []
+        try:
+            async with self._db.sessionmaker() as session, session.begin():
+                deliveries = DeliveryRepository(session, PLATFORM)
+                for d in await self._due(deliveries, now, limit=room * 4):
+                    if len(won) == room or not self._in_flight.take(d):
+                        continue
+                    won.append(d)
+                    if not await deliveries.update_where(
+                        (WebhookDelivery.id == d.id)
+                        & (WebhookDelivery.next_attempt_at == d.next_attempt_at),
+                        next_attempt_at=lease,
+                    ):  # taken by another process meanwhile
+                        self._in_flight.done(won.pop())
+                claimed = await self._with_hooks_and_events(session, won)
+        except BaseException:
+            for d in won:
+                self._in_flight.done(d)
+            raise
+        sending = {d.id for d, _, _ in claimed}
+        for d in won:
+            if d.id not in sending:  # failed at once: its webhook is gone or disabled
+                self._in_flight.done(d)
         return claimed
 
-    async def _send(self, delivery: WebhookDelivery, hook: Webhook, event: Event) -> dict[str, Any]:
+    async def _due(
+        self, deliveries: DeliveryRepository, now: datetime, *, limit: int
+    ) -> Sequence[WebhookDelivery]:
+        """Due deliveries, oldest first, leaving out webhooks and tenants at their cap
+        (so a backlog of one receiver does not fill the batch)."""
+        stmt = deliveries.select(
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at <= now,
+            WebhookDelivery.webhook_id.not_in(self._in_flight.full_webhooks()),
+            WebhookDelivery.tenant_id.not_in(self._in_flight.full_tenants()),
+        )
+        stmt = stmt.order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit)
+        return (await deliveries.session.scalars(stmt)).all()
+
+    async def _with_hooks_and_events(
+        self, session: Any, won: list[WebhookDelivery]
+    ) -> list[tuple[WebhookDelivery, Webhook, Event]]:
+        deliveries = DeliveryRepository(session, PLATFORM)
+        hooks = {
+            h.id: h
+            for h in await WebhookRepository(session, PLATFORM).all(
+                Webhook.id.in_({d.webhook_id for d in won})
+            )
+        }
+        events = {
+            e.id: e
+            for e in await EventRepository(session, PLATFORM).all(
+                Event.id.in_({d.event_id for d in won})
+            )
+        }
+        claimed = []
+        for delivery in won:
+            hook, event = hooks.get(delivery.webhook_id), events.get(delivery.event_id)
+            if hook is None or not hook.enabled or event is None:
+                await deliveries.update_where(
+                    WebhookDelivery.id == delivery.id,
+                    status="failed",
+                    last_error="webhook disabled",
+                )
+                continue
+            claimed.append((delivery, hook, event))
+        return claimed
+
+    async def _send(self, hook: Webhook, event: Event) -> Outcome:
         body = event_body(event)
         try:
             secret = self._secrets.open(hook.secret_sealed)
         except ValueError as exc:  # ATRIUM_SECRET_KEY changed: fail loudly, not forever
-            return {"ok": False, "code": None, "error": str(exc)}
+            return Outcome(False, None, str(exc))
         headers = signed_headers(secret, event.id, utcnow(), body)
-        try:
-            await check_url(hook.url, self._settings.webhook_allowed_hosts)  # DNS may have changed
-            response = await self._http.post(hook.url, content=body, headers=headers)
-        except ValidationFailed as exc:
-            return {"ok": False, "code": None, "error": exc.detail}
-        except httpx.HTTPError as exc:
-            return {"ok": False, "code": None, "error": f"{type(exc).__name__}: {exc}"[:500]}
-        ok = 200 <= response.status_code < 300
-        return {"ok": ok, "code": response.status_code, "error": None if ok else "non-2xx response"}
+        return await self._client.post(hook.url, body, headers)
 
-    async def _record(
-        self, session: Any, delivery_id: str, hook_id: str, outcome: dict[str, Any]
-    ) -> None:
+    async def _record(self, session: Any, delivery_id: str, hook_id: str, outcome: Outcome) -> None:
         delivery = await DeliveryRepository(session, PLATFORM).get(delivery_id)
-        hook = await WebhookRepository(session, PLATFORM).get(hook_id)
-        if delivery is None or hook is None:
+        hooks = WebhookRepository(session, PLATFORM)
+        if delivery is None:
             return  # the webhook was deleted meanwhile
         now = utcnow()
         delivery.attempts += 1
-        delivery.last_status_code = outcome["code"]
-        delivery.last_error = outcome["error"]
-        if outcome["ok"]:
+        delivery.last_status_code = outcome.code
+        delivery.last_error = outcome.error
+        if outcome.ok:
             delivery.status, delivery.delivered_at = "delivered", now
-            hook.consecutive_failures = 0
+            await hooks.update_where(Webhook.id == hook_id, consecutive_failures=0)
             return
-        hook.consecutive_failures += 1
         if delivery.attempts >= self._settings.webhook_max_attempts:
             delivery.status = "failed"
         else:
             delivery.next_attempt_at = now + timedelta(seconds=self._backoff(delivery.attempts))
+        # counted in SQL: deliveries to one webhook may be recorded at the same time
+        await hooks.update_where(
+            Webhook.id == hook_id, consecutive_failures=Webhook.consecutive_failures + 1
+        )
+        hook = await hooks.get(hook_id)
         if (
-            hook.enabled
+            hook is not None
+            and hook.enabled
             and hook.consecutive_failures >= self._settings.webhook_disable_after_failures
         ):
-            hook.enabled, hook.disabled_at = False, now
-            # what it still had queued will not be sent: say so now, not when it falls due
-            await DeliveryRepository(session, PLATFORM).update_where(
-                (WebhookDelivery.webhook_id == hook.id)
-                & (WebhookDelivery.status == "pending")
-                & (WebhookDelivery.id != delivery.id),
-                status="failed",
-                last_error="webhook disabled",
-            )
-            if delivery.status == "pending":
-                delivery.status = "failed"
-            emit(
-                session,
-                tenant_id=hook.tenant_id,
-                type="webhook.disabled",
-                data={
-                    "webhook_id": hook.id,
-                    "url": hook.url,
-                    "failures": hook.consecutive_failures,
-                },
-            )
+            await self._disable(session, hook, delivery, now)
+
+    async def _disable(
+        self, session: Any, hook: Webhook, delivery: WebhookDelivery, now: datetime
+    ) -> None:
+        hook.enabled, hook.disabled_at = False, now
+        # what it still had queued will not be sent: say so now, not when it falls due
+        await DeliveryRepository(session, PLATFORM).update_where(
+            (WebhookDelivery.webhook_id == hook.id)
+            & (WebhookDelivery.status == "pending")
+            & (WebhookDelivery.id != delivery.id),
+            status="failed",
+            last_error="webhook disabled",
+        )
+        if delivery.status == "pending":
+            delivery.status = "failed"
+        emit(
+            session,
+            tenant_id=hook.tenant_id,
+            type="webhook.disabled",
+            data={"webhook_id": hook.id, "url": hook.url, "failures": hook.consecutive_failures},
+        )
 
     def _backoff(self, attempts: int) -> float:
         delay = min(self._settings.webhook_retry_base_seconds * 2 ** (attempts - 1), 3600.0)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
-from control_plane.kit.deps import Authorize, ServicesDep, SessionDep
+from control_plane.kit.deps import Authorize, NoStore, ServicesDep, SessionDep
 from control_plane.kit.pagination import Page, PageDep
 from control_plane.webhook import service
 from control_plane.webhook.schemas import DeliveryRead, WebhookCreate, WebhookCreated, WebhookRead
@@ -15,7 +15,12 @@ router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 Manager = Annotated[Principal, Authorize(Action.WEBHOOKS_WRITE)]
 
 
-@router.post("", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=WebhookCreated,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[NoStore],  # the answer carries the signing secret
+)
 async def create(
     services: ServicesDep, session: SessionDep, me: Manager, body: WebhookCreate
 ) -> WebhookCreated:

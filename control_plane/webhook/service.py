@@ -8,12 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.audit.service import record
 from control_plane.auth.principal import Principal
-from control_plane.errors import NotFound
+from control_plane.errors import NotFound, PlanLimitExceeded
 from control_plane.event.repository import DeliveryRepository, WebhookRepository
 from control_plane.kit.ids import new_id
 from control_plane.kit.pagination import PageParams
-from control_plane.models import Webhook, WebhookDelivery
+from control_plane.models import Tenant, Webhook, WebhookDelivery
+from control_plane.plan.catalog import Limit
 from control_plane.services import Services
+from control_plane.tenant.repository import TenantRepo
 from control_plane.tenant.service import own_tenant
 from control_plane.webhook.schemas import WebhookCreate
 from control_plane.webhook.signing import new_secret
@@ -25,6 +27,7 @@ async def create(
 ) -> tuple[Webhook, str]:
     tenant_id = own_tenant(principal, "webhooks")
     await check_url(data.url, services.settings.webhook_allowed_hosts)
+    await _within_plan(services, session, tenant_id)
     secret = new_secret()
     hook = WebhookRepository(session, tenant_id).add(
         Webhook(
@@ -45,6 +48,23 @@ async def create(
         details={"url": data.url, "events": data.events},
     )
     return hook, secret
+
+
+async def _within_plan(services: Services, session: AsyncSession, tenant_id: str) -> None:
+    """403 ``quota_exceeded`` once the tenant has its plan's ``max_webhooks``. The tenant's
+    row is written first, so concurrent creates of one tenant take turns (a row lock on
+    Postgres, the write lock on SQLite) and each counts what the one before it added."""
+    cap = (await services.quotas.limits(tenant_id)).get(Limit.MAX_WEBHOOKS)
+    if cap is None:
+        return
+    await TenantRepo(session, tenant_id).update_where(
+        Tenant.id == tenant_id, updated_at=Tenant.updated_at
+    )
+    if await WebhookRepository(session, tenant_id).count() >= cap:
+        raise PlanLimitExceeded(
+            f"the plan allows {cap:g} webhooks (max_webhooks); delete one first",
+            extra={"quota": Limit.MAX_WEBHOOKS.value},
+        )
 
 
 async def get(session: AsyncSession, principal: Principal, webhook_id: str) -> Webhook:

@@ -2,9 +2,11 @@
 quota service, built here from the gateway's config (no control-plane settings) and
 the secrets file it names (the database and Redis URLs).
 
-API keys are looked up by hash in the database (cached briefly); access tokens are
-verified by the control plane's public keys (JWKS, fetched again for an unknown key
-id); with Redis, revocations and plan changes reach the caches at once.
+API keys are looked up by hash in the database (cached briefly, unknown ones too);
+access tokens are verified by the control plane's public keys (JWKS, fetched again,
+asynchronously and at most once per few seconds, for an unknown key id) and refused
+once their sign-in session has ended; with Redis, revocations and plan changes reach
+the caches at once.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +40,48 @@ _REFETCH_S = 5.0
 
 
 class Jwks:
-    """The control plane's public keys by ``kid``; refetched (at most every few
-    seconds) when a token names a key not seen yet, so rotation needs no restart."""
+    """The control plane's public keys by ``kid``. ``key_of`` never fetches (it runs on
+    the event loop, for any request); ``refresh`` fetches asynchronously, one fetch in
+    flight at a time (callers meanwhile share it), and no sooner than ``min_interval_s``
+    after the last, however many tokens name unknown keys: a flood of forged ``kid``s
+    costs the control plane at most one request per interval, and rotation needs no
+    restart."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_interval_s: float = _REFETCH_S,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._url = url
+        self._min_interval = min_interval_s
+        self._transport = transport
+        self._clock = clock
         self._keys: dict[str, Ed25519PublicKey] = {}
-        self._fetched = 0.0
+        self._fetched: float | None = None
+        self._in_flight: asyncio.Task[None] | None = None
 
     def key_of(self, kid: str) -> Ed25519PublicKey | None:
-        if kid not in self._keys and time.monotonic() - self._fetched > _REFETCH_S:
-            self._fetch()
         return self._keys.get(kid)
 
-    def _fetch(self) -> None:
-        self._fetched = time.monotonic()
+    async def refresh(self) -> None:
+        if self._in_flight is None:
+            if self._fetched is not None and self._clock() - self._fetched < self._min_interval:
+                return
+            self._fetched = self._clock()
+            self._in_flight = asyncio.create_task(self._fetch())
+            self._in_flight.add_done_callback(self._landed)
+        await asyncio.shield(self._in_flight)
+
+    def _landed(self, _task: asyncio.Task[None]) -> None:
+        self._in_flight = None
+
+    async def _fetch(self) -> None:
         try:
-            document = httpx.get(self._url, timeout=5).json()
+            async with httpx.AsyncClient(transport=self._transport, timeout=5) as client:
+                document = (await client.get(self._url)).raise_for_status().json()
         except (httpx.HTTPError, ValueError):
             log.warning("could not fetch the signing keys from %s", self._url)
             return
@@ -70,11 +98,13 @@ class Identity:
         secrets = ServeSecrets.load(config.secrets_file)
         self.db = Database(secrets.database_url)
         self._redis = connect(secrets.redis_url) if secrets.redis_url else None
+        self.jwks = Jwks(config.jwks_url)
         verifier = TokenVerifier(
-            Jwks(config.jwks_url).key_of,
+            self.jwks.key_of,
             issuer=config.jwt_issuer,
             audience=config.jwt_audience,
             leeway_s=config.jwt_leeway_s,
+            refresh_keys=self.jwks.refresh,
         )
         self.authenticator = Authenticator(self.db, verifier, ttl_s=config.auth_cache_ttl_s)
         self.usage = UsageRecorder(self.db)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from serve_apps.runtime.scrub import scrub_paths
 from serve_apps.runtime.signature import Signature
 
 if TYPE_CHECKING:  # the sandboxed side of this module must not need cluster/
@@ -67,7 +68,7 @@ def probe(
     if result.error:  # the message is for the uploader: no server paths in it
         scrubbed = result.error.replace(str(path), "the artifact")
         scrubbed = scrubbed.replace(f"/proc/self/fd/{fd}", "the artifact").strip()
-        return ProbeResult(False, error=scrubbed)
+        return ProbeResult(False, error=scrub_paths(scrubbed))
     return result
 
 

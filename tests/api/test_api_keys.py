@@ -1,12 +1,20 @@
 from __future__ import annotations
 
+import asyncio
 import re
+import secrets
+import string
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy import event, text
 
-from tests.api.world import Api, World
+from tests.api.world import Api, World, run_async
 
 ME = "/api/v1/auth/me"
 
@@ -168,3 +176,114 @@ def test_platform_admins_hold_no_keys(world: World) -> None:
         "/api/v1/api-keys", world.admin_token, json={"name": "k", "scopes": ["inference"]}
     )
     assert response.status_code == 403
+
+
+def _expiry(key: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(key["expires_at"])
+
+
+def test_a_key_made_by_a_key_never_outlives_it(world: World) -> None:
+    api = world.api
+    ends = datetime.now(UTC) + timedelta(days=1)
+    parent = api.new_key(
+        world.acme["owner"].token, ["keys:write", "inference"], expires_at=ends.isoformat()
+    )
+    forever = api.new_key(parent["key"], ["inference"])
+    later = (ends + timedelta(days=30)).isoformat()
+    longer = api.new_key(parent["key"], ["inference"], expires_at=later)
+    sooner = api.new_key(
+        parent["key"], ["inference"], expires_at=(ends - timedelta(hours=1)).isoformat()
+    )
+    assert _expiry(forever) == _expiry(longer) == _expiry(parent)
+    assert _expiry(sooner) < _expiry(parent)
+
+
+def test_revoking_a_key_revokes_the_keys_it_made(world: World) -> None:
+    api, token = world.api, world.acme["owner"].token
+    parent = api.new_key(token, ["keys:write", "inference"])
+    child = api.new_key(parent["key"], ["keys:write", "inference"])
+    grandchild = api.new_key(child["key"], ["inference"])
+    unrelated = api.new_key(token, ["inference"])
+    for key in (child, grandchild):
+        assert api.get(ME, key["key"]).status_code == 200
+    assert api.delete(f"/api/v1/api-keys/{parent['id']}", token).status_code == 204
+    for key in (parent, child, grandchild):
+        assert api.get(ME, key["key"]).status_code == 401
+    assert api.get(ME, unrelated["key"]).status_code == 200
+    listed = {k["id"]: k for k in api.get("/api/v1/api-keys", token).json()["items"]}
+    assert listed[grandchild["id"]]["revoked_at"] is not None
+    assert listed[unrelated["id"]]["revoked_at"] is None
+
+
+def test_a_key_made_while_its_parent_was_revoked_is_refused(world: World) -> None:
+    """A child committed just after the revocation's cascade (a race) is refused anyway."""
+    api, token = world.api, world.acme["owner"].token
+    parent = api.new_key(token, ["keys:write", "inference"])
+    child = api.new_key(parent["key"], ["inference"])
+
+    async def revoke_parent_only() -> None:
+        async with api.services.db.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE api_keys SET revoked_at = :now WHERE id = :id"),
+                {"now": datetime.now(UTC), "id": parent["id"]},
+            )
+        api.services.authenticator.invalidate()
+
+    run_async(api, revoke_parent_only)
+    assert api.get(ME, child["key"]).status_code == 401
+
+
+def test_a_new_key_is_not_stored_by_caches(world: World) -> None:
+    response = world.api.post(
+        "/api/v1/api-keys", world.acme["owner"].token, json={"name": "k", "scopes": ["inference"]}
+    )
+    assert response.status_code == 201
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"
+
+
+def _random_key() -> str:
+    prefix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+    return f"atr_{prefix}_{secrets.token_urlsafe(32)}"
+
+
+@contextmanager
+def _key_queries(api: Api) -> Iterator[list[str]]:
+    """The SQL statements that read api_keys while the block runs."""
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM api_keys" in statement:
+            seen.append(statement)
+
+    engine = api.services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_repeated_unknown_key_costs_one_query(api: Api) -> None:
+    key = _random_key()
+    with _key_queries(api) as queries:
+        for _ in range(30):
+            assert api.get(ME, key).status_code == 401
+    assert len(queries) == 1
+
+
+def test_a_flood_of_random_keys_costs_a_few_queries(world: World) -> None:
+    api = world.api
+    real = api.new_key(world.acme["developer"].token, ["inference"])["key"]
+    keys = [_random_key() for _ in range(100)] + [real]
+
+    async def flood() -> list[int]:
+        transport = httpx.ASGITransport(app=api.client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            calls = [client.get(ME, headers={"Authorization": f"Bearer {k}"}) for k in keys]
+            return [r.status_code for r in await asyncio.gather(*calls)]
+
+    with _key_queries(api) as queries:
+        statuses = run_async(api, flood)
+    assert statuses == [401] * 100 + [200]  # the real key among them is found
+    assert len(queries) <= 10, len(queries)

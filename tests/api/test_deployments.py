@@ -186,3 +186,41 @@ def test_the_plan_caps_each_predictions_deadline(world: World, served: dict[str,
     raised = api.patch(url, token, json={"timeout_ms": 20_000})
     assert raised.status_code == 202, raised.text
     assert raised.json()["timeout_ms"] == 20_000
+
+
+def test_the_plan_caps_a_dedicated_deployments_cpus_and_gpus(
+    world: World, served: dict[str, Any]
+) -> None:
+    api, token = world.api, world.acme["developer"].token
+    api.call(
+        "PUT", f"/api/v1/tenants/{world.acme.id}/plan", world.admin_token, json={"plan": "pro"}
+    )
+
+    def dedicated(name: str, cpus: float, gpus: float, replicas: int) -> Any:
+        resources = {"num_cpus": cpus, "num_gpus": gpus}
+        scaling = {"min_replicas": 1, "max_replicas": replicas}
+        return _deploy(
+            world,
+            name=name,
+            model_id=served["id"],
+            version=1,
+            mode="dedicated",
+            resources=resources,
+            autoscaling=scaling,
+        )
+
+    cpus = problem(dedicated("cpus", 8, 0, 5), 403, "quota_exceeded")  # pro: 32 CPUs each
+    assert "max_cpus_per_deployment is 32" in cpus["detail"] and "asks for 40" in cpus["detail"]
+    assert cpus["quota"] == "max_cpus_per_deployment"
+    gpus = problem(dedicated("gpus", 1, 4, 3), 403, "quota_exceeded")  # pro: 8 GPUs each
+    assert gpus["quota"] == "max_gpus_per_deployment"
+    fits = dedicated("fits", 8, 2, 4)
+    assert fits.status_code == 202, fits.text
+    url = f"/api/v1/deployments/{fits.json()['id']}"
+    grown = api.patch(url, token, json={"autoscaling": {"min_replicas": 1, "max_replicas": 5}})
+    assert problem(grown, 403, "quota_exceeded")["quota"] == "max_cpus_per_deployment"
+    assert api.get(url, token).json()["autoscaling"]["max_replicas"] == 4
+    shared = _deploy(
+        world, name="shared", model_id=served["id"], version=1, resources={"num_cpus": 64}
+    )
+    assert shared.status_code == 202  # shared deployments run on the gateway's replicas

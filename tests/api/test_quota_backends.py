@@ -110,6 +110,81 @@ def test_token_bucket_allows_burst_then_rate(kind: str) -> None:
     asyncio.run(run())
 
 
+def test_parallel_reservations_never_exceed_the_limit(kind: str) -> None:
+    async def run() -> None:
+        async with backend(kind, _ns()) as quotas:
+            since = await quotas.epoch("s")
+            results = await asyncio.gather(
+                *(
+                    quotas.reserve("s", f"h{i}", 10, 1000, base=370, since=since, lease_s=60)
+                    for i in range(100)
+                )
+            )
+            assert sum(r.status == "reserved" for r in results) == 63  # (1000 - 370) // 10
+            assert sum(r.status == "exceeded" for r in results) == 37
+            assert await quotas.reserved("s") == 630
+
+    asyncio.run(run())
+
+
+def test_a_reservation_grows_within_the_limit_and_may_always_shrink(kind: str) -> None:
+    async def run() -> None:
+        async with backend(kind, _ns()) as quotas:
+            since = await quotas.epoch("s")
+
+            async def hold(holder: str, amount: int, limit: int = 100) -> tuple[str, int]:
+                got = await quotas.reserve(
+                    "s", holder, amount, limit, base=10, since=since, lease_s=60
+                )
+                return got.status, got.used
+
+            assert await hold("a", 50) == ("reserved", 10)
+            assert await hold("a", 80) == ("reserved", 10)  # its own amount is replaced
+            assert await hold("b", 20) == ("exceeded", 90)
+            assert await hold("b", 10) == ("reserved", 90)
+            assert await hold("a", 70, limit=50) == ("reserved", 20)  # shrinking: never refused
+            assert await hold("a", 71, limit=50) == ("exceeded", 20)
+            assert await quotas.reserved("s") == 80
+
+    asyncio.run(run())
+
+
+def test_a_reservation_that_goes_away_makes_older_bases_stale(kind: str) -> None:
+    """Bytes move from a reservation into the database when the upload commits: a caller
+    whose base was read before that must read it again, or it would miss them."""
+
+    async def run() -> None:
+        async with backend(kind, _ns()) as quotas:
+            before = await quotas.epoch("s")
+            await quotas.reserve("s", "a", 60, 100, base=0, since=before, lease_s=60)
+            await quotas.unreserve("s", "a")  # committed: now in the database's 60
+            stale = await quotas.reserve("s", "b", 50, 100, base=0, since=before, lease_s=60)
+            assert stale.status == "stale"
+            after = await quotas.epoch("s")
+            again = await quotas.reserve("s", "b", 50, 100, base=60, since=after, lease_s=60)
+            assert (again.status, again.used) == ("exceeded", 60)
+            await quotas.unreserve("s", "nobody")  # unknown holders change nothing
+            assert await quotas.epoch("s") == after
+
+    asyncio.run(run())
+
+
+def test_an_unrenewed_reservation_expires_and_makes_bases_stale(kind: str) -> None:
+    async def run() -> None:
+        async with backend(kind, _ns()) as quotas:
+            since = await quotas.epoch("s")
+            await quotas.reserve("s", "crashed", 60, 100, base=0, since=since, lease_s=0.3)
+            await quotas.reserve("s", "alive", 30, 100, base=0, since=since, lease_s=0.3)
+            assert await quotas.renew("s", "alive", lease_s=60)
+            assert not await quotas.renew("s", "never-held", lease_s=60)
+            await asyncio.sleep(0.4)
+            assert await quotas.reserved("s") == 30  # the crashed holder's lease ran out
+            late = await quotas.reserve("s", "c", 10, 100, base=0, since=since, lease_s=60)
+            assert late.status == "stale"  # it may have committed before it died
+
+    asyncio.run(run())
+
+
 # --- across processes (Redis only) -------------------------------------------------
 
 _CHILD = textwrap.dedent(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
 
 from control_plane.auth.keyring import KeyRing
-from tests.api.world import Api, World
+from tests.api.world import Api, World, run_async
 from tests.support import ADMIN_EMAIL
 
 ME = "/api/v1/auth/me"
@@ -204,3 +207,82 @@ def test_garbage_refresh_token(api: Api) -> None:
     response = api.post("/api/v1/auth/refresh", json={"refresh_token": "rt_nonsense"})
     assert response.status_code == 401
     assert api.post("/api/v1/auth/refresh", json={}).status_code == 422
+
+
+def test_logout_refuses_the_sessions_access_tokens_too(world: World) -> None:
+    api = world.api
+    pair = api.login(world.acme["viewer"].email).json()
+    other = api.login(world.acme["viewer"].email).json()
+    assert api.get(ME, pair["access_token"]).status_code == 200  # cached as live
+    assert api.post("/api/v1/auth/logout", pair["access_token"]).status_code == 204
+    refused = api.get(ME, pair["access_token"])
+    assert refused.status_code == 401
+    assert "session has ended" in refused.json()["detail"]
+    assert api.get(ME, other["access_token"]).status_code == 200  # another sign-in lives
+
+
+def test_refresh_reuse_refuses_the_familys_access_tokens(world: World) -> None:
+    api = world.api
+    first = api.login(world.acme["developer"].email).json()
+    second = api.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert api.get(ME, second.json()["access_token"]).status_code == 200
+    replay = api.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert replay.status_code == 401
+    # whoever holds the family's access tokens (the thief's, the user's) is out at once
+    assert api.get(ME, first["access_token"]).status_code == 401
+    assert api.get(ME, second.json()["access_token"]).status_code == 401
+
+
+def _end_families(api: Api, when: datetime) -> None:
+    async def update() -> None:
+        async with api.services.db.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE refresh_tokens SET family_expires_at = :when"), {"when": when}
+            )
+
+    run_async(api, update)
+
+
+def test_a_session_ends_at_its_absolute_lifetime(api: Api) -> None:
+    pair = api.login(ADMIN_EMAIL).json()
+    fresh = api.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert fresh.status_code == 200
+    _end_families(api, datetime.now(UTC) - timedelta(seconds=1))  # as if 30 days had passed
+    ended = api.post("/api/v1/auth/refresh", json={"refresh_token": fresh.json()["refresh_token"]})
+    assert ended.status_code == 401
+    assert "maximum lifetime" in ended.json()["detail"]
+
+
+def test_refresh_tokens_never_outlive_their_session(make_client: Callable[..., Api]) -> None:
+    api = make_client(refresh_family_lifetime_seconds=3600)
+    pair = api.login(ADMIN_EMAIL).json()
+    renewed = api.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+
+    async def expiries() -> list[tuple[datetime, datetime]]:
+        async with api.services.db.engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT expires_at, family_expires_at FROM refresh_tokens")
+            )
+            return [(_utc(a), _utc(b)) for a, b in rows.all()]
+
+    rows = run_async(api, expiries)
+    assert renewed.status_code == 200
+    assert len(rows) == 2
+    for expires_at, family_ends in rows:  # 14 days asked of each token, 1 hour of the session
+        assert expires_at <= family_ends <= datetime.now(UTC) + timedelta(hours=1)
+
+
+def _utc(value: datetime | str) -> datetime:
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def test_token_responses_are_not_stored(api: Api) -> None:
+    login = api.login(ADMIN_EMAIL)
+    renewed = api.post(
+        "/api/v1/auth/refresh", json={"refresh_token": login.json()["refresh_token"]}
+    )
+    for response in (login, renewed):
+        assert response.status_code == 200
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["pragma"] == "no-cache"

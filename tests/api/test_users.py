@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.api.world import World
-from tests.support import PASSWORD
+from tests.support import ADMIN_EMAIL, PASSWORD
 
 
 def _user(world: World, role: str) -> dict[str, Any]:
@@ -24,10 +24,65 @@ def test_owner_adds_a_member_with_a_normalised_email(world: World) -> None:
     assert api.login("NEW.person@acme.example.com").status_code == 200
 
 
-def test_duplicate_email_conflict(world: World) -> None:
-    body = {"email": world.globex["owner"].email.upper(), "password": PASSWORD, "role": "viewer"}
+def test_duplicate_email_in_the_same_tenant_is_a_conflict(world: World) -> None:
+    body = {"email": world.acme["viewer"].email.upper(), "password": PASSWORD, "role": "viewer"}
     response = world.api.post("/api/v1/users", world.acme["owner"].token, json=body)
     assert response.status_code == 409
+    assert response.json()["field"] == "email"
+
+
+def test_another_tenants_email_can_be_neither_probed_nor_squatted(world: World) -> None:
+    api = world.api
+    taken = world.globex["owner"].email
+    other = "another passphrase for acme"
+    body = {"email": taken.upper(), "password": other, "role": "viewer"}
+    made = api.created("/api/v1/users", world.acme["owner"].token, body)
+    assert made["email"] == taken and made["tenant_id"] == world.acme.id
+    # the address still signs its first holder in, with their own password and no tenant
+    me = api.get("/api/v1/auth/me", api.token(taken)).json()
+    assert me["tenant_id"] == world.globex.id
+    assert api.get("/api/v1/auth/me", api.token(taken, other)).json()["id"] == made["id"]
+    # a tenant may be named; the other tenant's password does not open this one
+    assert api.login(taken, other, tenant="globex").status_code == 401
+    named = api.token(taken, tenant="globex")
+    assert api.get("/api/v1/auth/me", named).json()["tenant_id"] == world.globex.id
+    # an email change to an address another tenant uses answers like any other change
+    dev = world.acme["developer"]
+    moved = api.patch(
+        f"/api/v1/users/{dev.id}",
+        world.acme["owner"].token,
+        json={"email": "Owner@Acme.example.com"},
+    )
+    assert moved.status_code == 409  # this tenant's own owner
+    elsewhere = {"email": "ops@globex.example.com", "password": PASSWORD, "role": "admin"}
+    api.created("/api/v1/users", world.admin_token, {**elsewhere, "tenant_id": world.globex.id})
+    moved = api.patch(
+        f"/api/v1/users/{dev.id}", world.acme["owner"].token, json={"email": elsewhere["email"]}
+    )
+    assert moved.status_code == 200
+
+
+def test_one_email_with_one_password_in_two_tenants_needs_the_tenant(world: World) -> None:
+    api = world.api
+    email = world.globex["owner"].email
+    body = {"email": email, "password": PASSWORD, "role": "viewer"}
+    made = api.created("/api/v1/users", world.acme["owner"].token, body)
+    ambiguous = api.login(email)
+    assert ambiguous.status_code == 401
+    assert ambiguous.json()["code"] == "tenant_required"
+    mine = api.get("/api/v1/auth/me", api.token(email, tenant="acme")).json()
+    assert mine["id"] == made["id"]
+    assert api.login(email, tenant="no-such-tenant").status_code == 401
+
+
+def test_platform_admin_emails_stay_unique_among_admins(world: World) -> None:
+    api = world.api
+    body = {"email": ADMIN_EMAIL, "password": PASSWORD, "role": "platform_admin"}
+    assert api.post("/api/v1/users", world.admin_token, json=body).status_code == 409
+    # a tenant may use the address; the platform admin still signs in as before
+    tenant_body = {"email": ADMIN_EMAIL, "password": "a tenant's own password", "role": "viewer"}
+    api.created("/api/v1/users", world.acme["owner"].token, tenant_body)
+    assert api.get("/api/v1/auth/me", api.token(ADMIN_EMAIL)).json()["role"] == "platform_admin"
 
 
 def test_short_password_is_refused(world: World) -> None:
@@ -89,6 +144,9 @@ def test_members_change_their_own_password_and_other_sessions_end(world: World) 
     assert api.login(dev.email, new).status_code == 200
     stale = api.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert stale.status_code == 401
+    assert api.get("/api/v1/auth/me", pair["access_token"]).status_code == 401
+    # the session that made the change goes on
+    assert api.get("/api/v1/auth/me", dev.token).status_code == 200
     other = api.patch(f"/api/v1/users/{world.acme['viewer'].id}", dev.token, json={"password": new})
     assert other.status_code == 403
 
@@ -122,6 +180,31 @@ def test_admin_cannot_touch_owners(world: World) -> None:
     admin = world.acme["admin"].token
     assert api.patch(f"/api/v1/users/{owner_id}", admin, json={"role": "viewer"}).status_code == 403
     assert api.delete(f"/api/v1/users/{owner_id}", admin).status_code == 403
+
+
+def test_admin_cannot_take_over_an_owner_account(world: World) -> None:
+    api = world.api
+    owner = world.acme["owner"]
+    admin = world.acme["admin"].token
+    mine = "the admin's chosen password"
+    for change in ({"password": mine}, {"email": "taken@acme.example.com"}):
+        refused = api.patch(f"/api/v1/users/{owner.id}", admin, json=change)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "forbidden"
+    assert api.login(owner.email, mine).status_code == 401
+    assert api.login("taken@acme.example.com", mine).status_code == 401
+    assert api.login(owner.email).status_code == 200
+    # another owner may still change it
+    second = api.created(
+        "/api/v1/users",
+        owner.token,
+        {"email": "second.owner@acme.example.com", "password": PASSWORD, "role": "owner"},
+    )
+    second_token = api.token(second["email"])
+    assert (
+        api.patch(f"/api/v1/users/{owner.id}", second_token, json={"password": mine}).status_code
+        == 200
+    )
 
 
 def test_platform_admin_creates_users_anywhere(world: World) -> None:

@@ -13,6 +13,7 @@ import serve_apps.gateway
 # what the gateway's own modules import from the control plane, by name
 SURFACE = {
     "control_plane.errors",
+    "control_plane.auth.admission",
     "control_plane.auth.authenticator",
     "control_plane.auth.permissions",
     "control_plane.auth.tokens",
@@ -32,9 +33,11 @@ LOADED = {
     "control_plane.api_key",
     "control_plane.api_key.repository",
     "control_plane.auth",
+    "control_plane.auth.admission",
     "control_plane.auth.authenticator",
     "control_plane.auth.permissions",
     "control_plane.auth.principal",
+    "control_plane.auth.repository",  # the authenticator refuses ended sign-in sessions
     "control_plane.auth.tokens",
     "control_plane.db",
     "control_plane.errors",

@@ -50,11 +50,64 @@ def test_production_refuses_insecure_defaults(values: dict[str, Any], named: str
         _settings(environment="production", **values)
 
 
+PRODUCTION: dict[str, Any] = {
+    "environment": "production",
+    "secret_key": "s" * 40,
+    "master_key": "a2V5" * 10 + "a2U=",
+    "database_url": "postgresql://atrium@db:5432/atrium",
+}
+
+
 def test_production_with_real_secrets_starts() -> None:
-    settings = _settings(
-        environment="production", secret_key="s" * 40, master_key="a2V5" * 10 + "a2U="
-    )
+    settings = _settings(**PRODUCTION)
     assert settings.environment == "production"
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        # quotas, throttles and revocation would be counted per process
+        ({"gateway_replicas": 2}, "ATRIUM_REDIS_URL"),
+        ({"api_replicas": 3}, "ATRIUM_REDIS_URL"),
+        # anyone reaching the cluster's dashboard could deploy code
+        ({"ray_address": "http://ray-head.cluster.local:8265"}, "ATRIUM_RAY_AUTH_TOKEN"),
+        ({"allow_pickle": True}, "ATRIUM_ALLOW_PICKLE"),
+        ({"internal_token": ""}, "ATRIUM_INTERNAL_TOKEN"),
+        ({"internal_token": "short-token"}, "ATRIUM_INTERNAL_TOKEN"),
+        ({"database_url": None}, "ATRIUM_DATABASE_URL"),
+        ({"database_url": "sqlite:////var/lib/atrium/atrium.db"}, "ATRIUM_DATABASE_URL"),
+        ({"metrics_token": "short"}, "ATRIUM_METRICS_TOKEN"),
+        ({"internal_networks": ["0.0.0.0/0"]}, "ATRIUM_INTERNAL_NETWORKS"),
+    ],
+)
+def test_production_refuses_unsafe_settings(values: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValidationError, match=named):
+        _settings(**{**PRODUCTION, **values})
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"gateway_replicas": 2, "api_replicas": 2, "redis_url": "redis://redis:6379/0"},
+        {"ray_address": "http://127.0.0.1:8265"},
+        {"ray_address": "http://ray-head:8265", "ray_auth_token": "r" * 40},
+        {"internal_token": "i" * 32, "metrics_token": "m" * 32},
+        {"internal_networks": ["10.0.0.0/8", "::1/128"]},
+    ],
+)
+def test_production_accepts_the_safe_forms(values: dict[str, Any]) -> None:
+    assert _settings(**{**PRODUCTION, **values}).environment == "production"
+
+
+def test_an_empty_internal_token_is_never_a_token_outside_production() -> None:
+    """Unset instead: a generated one is used, never the empty string."""
+    assert _settings(internal_token="").internal_token is None
+    assert _settings(internal_token="  ").internal_token is None
+
+
+def test_internal_networks_must_be_networks() -> None:
+    with pytest.raises(ValidationError, match="internal_networks"):
+        _settings(internal_networks=["not-a-network"])
 
 
 def test_access_tokens_live_at_most_fifteen_minutes() -> None:
