@@ -6,7 +6,9 @@ Pure functions; every error is a ``ProtocolError`` whose message names the tenso
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,34 +57,68 @@ class V2Request:
     all_binary: bool
 
 
+MAX_DIMS = 32
+MAX_ELEMENTS = 2**31  # far beyond any body the gateway accepts
+
+
 def parse_v2(body: bytes, header_length: str | None) -> V2Request:
     """Parse an infer request; ``header_length`` is the binary extension's header."""
     json_part, binary = _split(body, header_length)
-    try:
-        request = json.loads(json_part)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"the request body is not JSON: {exc}") from None
+    request = _json(json_part)
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
         raise ProtocolError("the request needs an 'inputs' list")
-    inputs, offset = {}, 0
+    request_id = request.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise ProtocolError("'id' must be a string")
+    inputs: dict[str, np.ndarray] = {}
+    offset = 0
     for spec in request["inputs"]:
         name, array, used = _input(spec, binary, offset)
+        if name in inputs:
+            raise ProtocolError(f"input '{name}' appears twice")
         inputs[name] = array
         offset += used
     if offset != len(binary):
         raise ProtocolError(f"{len(binary) - offset} bytes of binary data belong to no input")
-    outputs = {
-        str(o.get("name")): bool((o.get("parameters") or {}).get("binary_data", False))
-        for o in request.get("outputs") or []
-        if isinstance(o, dict)
-    }
-    params = request.get("parameters") or {}
     return V2Request(
-        id=request.get("id"),
+        id=request_id,
         inputs=inputs,
-        binary_outputs=outputs,
-        all_binary=bool(params.get("binary_data_output", False)),
+        binary_outputs=_outputs(request.get("outputs")),
+        all_binary=bool(_parameters(request, "the request").get("binary_data_output", False)),
     )
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"the request body is not JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("the request body is nested too deeply") from None
+
+
+def _parameters(holder: dict[str, Any], what: str) -> dict[str, Any]:
+    params = holder.get("parameters")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise ProtocolError(f"{what}: 'parameters' must be an object")
+    return params
+
+
+def _outputs(outputs: Any) -> dict[str, bool]:
+    """Requested output name -> whether as binary."""
+    if outputs is None:
+        return {}
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
+        raise ProtocolError("'outputs' must be a list of objects")
+    wanted = {}
+    for o in outputs:
+        if not isinstance(o.get("name"), str):
+            raise ProtocolError("each requested output needs a 'name'")
+        params = _parameters(o, f"output '{o['name']}'")
+        wanted[o["name"]] = bool(params.get("binary_data", False))
+    return wanted
 
 
 def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
@@ -100,51 +136,92 @@ def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
 def _input(spec: Any, binary: bytes, offset: int) -> tuple[str, np.ndarray, int]:
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise ProtocolError("each input needs a 'name'")
-    name, datatype, shape = spec["name"], spec.get("datatype"), spec.get("shape")
+    name, datatype = spec["name"], spec.get("datatype")
     dtype = V2_TYPES.get(datatype) if isinstance(datatype, str) else None
     if dtype is None:
         raise ProtocolError(f"input '{name}': unknown datatype {datatype!r}")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise ProtocolError(f"input '{name}': 'shape' must be a list of sizes")
-    size = (spec.get("parameters") or {}).get("binary_data_size")
+    shape = _shape(name, spec.get("shape"))
+    size = _parameters(spec, f"input '{name}'").get("binary_data_size")
     if size is not None:
-        raw = binary[offset : offset + int(size)]
-        if len(raw) != int(size):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ProtocolError(f"input '{name}': binary_data_size must be a byte count")
+        raw = binary[offset : offset + size]
+        if len(raw) != size:
             raise ProtocolError(f"input '{name}': binary data is shorter than its binary_data_size")
-        return name, _from_binary(name, raw, dtype, shape), int(size)
+        return name, _from_binary(name, raw, dtype, shape), size
     if "data" not in spec:
         raise ProtocolError(f"input '{name}': no 'data'")
     return name, _from_json(name, spec["data"], dtype, shape), 0
 
 
+def _shape(name: str, shape: Any) -> list[int]:
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise ProtocolError(f"input '{name}': 'shape' must be a list of sizes")
+    if len(shape) > MAX_DIMS or math.prod(shape) > MAX_ELEMENTS:
+        raise ProtocolError(f"input '{name}': shape {shape} is too large")
+    return shape
+
+
 def _from_json(name: str, data: Any, dtype: np.dtype[Any], shape: list[int]) -> np.ndarray:
+    if not isinstance(data, list):
+        raise ProtocolError(f"input '{name}': 'data' must be a list")
     try:
-        array = np.asarray(data, dtype=None if dtype.kind == "O" else dtype)
         if dtype.kind == "O":
-            array = array.astype(object)
+            array = np.array(_strings(name, data), dtype=object)
+        else:
+            array = np.asarray(data, dtype=dtype)
         return array.reshape(shape)
-    except (ValueError, TypeError) as exc:
-        got = int(np.size(data)) if isinstance(data, list) else 1
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ProtocolError(
-            f"input '{name}': {got} values do not fit shape {shape} as {_NAMES[dtype]} ({exc})"
+            f"input '{name}': the values do not fit shape {shape} as {_NAMES[dtype]} ({exc})"
         ) from None
+    except RecursionError:
+        raise ProtocolError(f"input '{name}': 'data' is nested too deeply") from None
+
+
+def _strings(name: str, data: list[Any]) -> list[Any]:
+    """BYTES data: strings, flat or nested in lists."""
+    flat: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            if not isinstance(item, str):
+                raise ProtocolError(f"input '{name}': BYTES values must be strings")
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
 
 
 def _from_binary(name: str, raw: bytes, dtype: np.dtype[Any], shape: list[int]) -> np.ndarray:
     if dtype.kind == "O":
-        items, pos = [], 0
-        while pos < len(raw):
-            (length,) = struct.unpack_from("<I", raw, pos)
-            items.append(raw[pos + 4 : pos + 4 + length])
-            pos += 4 + length
-        array = np.array(items, dtype=object)
+        array = np.array(_bytes_elements(name, raw), dtype=object)
     else:
         if len(raw) % dtype.itemsize:
             raise ProtocolError(f"input '{name}': {len(raw)} bytes is not a whole number of values")
         array = np.frombuffer(raw, dtype=dtype)
-    if array.size != int(np.prod(shape)):
+    if array.size != math.prod(shape):
         raise ProtocolError(f"input '{name}': {array.size} values do not fit shape {shape}")
     return array.reshape(shape)
+
+
+def _bytes_elements(name: str, raw: bytes) -> list[bytes]:
+    """BYTES in the binary extension: each element a little-endian u32 length, then it."""
+    items, pos = [], 0
+    while pos < len(raw):
+        if pos + 4 > len(raw):
+            raise ProtocolError(f"input '{name}': a BYTES element's length is cut short")
+        (length,) = struct.unpack_from("<I", raw, pos)
+        if pos + 4 + length > len(raw):
+            raise ProtocolError(f"input '{name}': a BYTES element is shorter than its length")
+        items.append(raw[pos + 4 : pos + 4 + length])
+        pos += 4 + length
+    return items
 
 
 def v2_response(
@@ -205,6 +282,15 @@ def _to_json(array: np.ndarray) -> list[Any]:
     return list(flat.tolist())
 
 
+def server_metadata() -> dict[str, Any]:
+    """``GET /v2``: who answers, and the protocol extensions it speaks."""
+    try:
+        version = importlib.metadata.version("atrium")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout
+        version = "unknown"
+    return {"name": "atrium", "version": version, "extensions": ["binary_tensor_data"]}
+
+
 def model_metadata(name: str, versions: list[str], signature: Signature) -> dict[str, Any]:
     """``GET /v2/models/{name}``: inputs and outputs as v2 tensors."""
 
@@ -226,10 +312,7 @@ def model_metadata(name: str, versions: list[str], signature: Signature) -> dict
 
 def parse_v1(body: bytes, signature: Signature) -> dict[str, np.ndarray]:
     """``{"instances": [...]}``: rows of the one input, or one object per row."""
-    try:
-        request = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"the request body is not JSON: {exc}") from None
+    request = _json(body)
     instances = request.get("instances") if isinstance(request, dict) else None
     if not isinstance(instances, list) or not instances:
         raise ProtocolError("the request needs a non-empty 'instances' list")
@@ -248,10 +331,12 @@ def parse_v1(body: bytes, signature: Signature) -> dict[str, np.ndarray]:
     for name, values in columns.items():
         try:
             out[name] = np.asarray(values, dtype=dtypes[name])
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise ProtocolError(
                 f"input '{name}': the instances do not form one array ({exc})"
             ) from None
+        except RecursionError:
+            raise ProtocolError(f"input '{name}': the instances are nested too deeply") from None
     return out
 
 

@@ -19,11 +19,15 @@ from serve_apps.runtime.signature import InputError, Signature, TensorSpec, samp
 
 
 def default_device() -> str:
-    """``cuda`` when a GPU is usable by torch, else ``cpu``."""
+    """``cuda`` when a GPU is usable, else ``cpu``. Without an NVIDIA device node torch
+    is not imported to find out: that import alone cost every ONNX or XGBoost worker's
+    first load about a second."""
+    if not Path("/dev/nvidiactl").exists():
+        return "cpu"
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is installed with the ml extra
-        return "cpu"
+        return "cuda"
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 

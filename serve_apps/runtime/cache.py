@@ -76,6 +76,10 @@ class ModelCache:
         self._models: OrderedDict[str, Served] = OrderedDict()
         self._loading: dict[str, asyncio.Task[Served]] = {}
 
+    def prewarm(self) -> None:
+        """Keep this replica's spare workers started (from its event loop)."""
+        self.pool.prewarm()
+
     def holds(self, version_id: str) -> bool:
         """Whether the version is loaded here (a request for it will not wait for a load)."""
         served = self._models.get(version_id)
@@ -202,13 +206,23 @@ class RuntimeConfig(BaseModel):
     worker_cpus: float = Field(1.0, gt=0, description="Each runtime worker's CPU share.")
     workers: int = Field(16, ge=1, description="Runtime workers (one per tenant) per replica.")
     worker_idle_s: float = Field(300, gt=0, description="An idle worker is stopped after this.")
+    worker_spares: int = Field(0, ge=0, description="Workers started ahead, for new tenants.")
+    worker_warm: list[str] = Field(
+        default_factory=list, description="Formats whose frameworks workers import at start."
+    )
     max_models: int = Field(16, ge=1, description="Loaded versions per replica (LRU).")
     models_budget_mb: int = Field(2048, ge=1, description="Their artifacts' total size cap.")
 
 
 def model_cache(config: RuntimeConfig) -> ModelCache:
     limits = Limits(memory_mb=config.worker_memory_mb, cpus=config.worker_cpus)
-    settings = WorkerSettings(limits, max_workers=config.workers, idle_s=config.worker_idle_s)
+    settings = WorkerSettings(
+        limits,
+        max_workers=config.workers,
+        idle_s=config.worker_idle_s,
+        spares=config.worker_spares,
+        warm=tuple(config.worker_warm),
+    )
     return ModelCache(
         control_url=config.control_url,
         internal_token=ServeSecrets.load(config.secrets_file).internal_token,

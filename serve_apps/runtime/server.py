@@ -19,6 +19,10 @@ class ModelServer:
     def __init__(self, config: dict[str, Any]) -> None:
         self._models = model_cache(RuntimeConfig.model_validate(config))
 
+    async def check_health(self) -> None:
+        """Serve's periodic health check, which also keeps spare workers started."""
+        self._models.prewarm()
+
     async def predict(
         self,
         tenant_id: str,

@@ -1,7 +1,9 @@
 """A runtime worker: loads and predicts one tenant's models, inside the sandbox.
 
-    python -m serve_apps.runtime.worker FD TENANT   (FD: its socket to the platform;
-                                                    TENANT: whose it is, for ps)
+    python -m serve_apps.runtime.worker FD LABEL [FORMAT,...]
+        FD: its socket to the platform; LABEL: whose it is, for ps ("spare" until the
+        platform hands it to a tenant); FORMAT: frameworks imported before it says hello,
+        so a spare's first load does not pay for them
 
 It holds no credential and sees no platform file: artifacts come in as read-only
 descriptors, tensors as raw bytes or sealed shared memory, and its answers are data
@@ -17,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import setproctitle
+
 from serve_apps.runtime import wire
 from serve_apps.runtime.loaders.base import LoadedModel, LoaderError
 from serve_apps.runtime.signature import InputError, Signature
@@ -25,12 +29,15 @@ Reply = tuple[dict[str, Any], bytes, list[int]]
 
 
 class Worker:
-    def __init__(self) -> None:
+    def __init__(self, tenant: str | None = None) -> None:
         self.models: dict[str, LoadedModel] = {}
+        self.tenant = tenant  # None: a spare, not yet anyone's
 
     def handle(self, frame: wire.Frame) -> Reply:
         op = frame.header.get("op")
         try:
+            if op == "bind":
+                return self._bind(str(frame.header.get("tenant")))
             if op == "load":
                 return self._load(frame, probe=False)
             if op == "probe":
@@ -54,6 +61,15 @@ class Worker:
         finally:
             for fd in frame.fds:
                 os.close(fd)
+
+    def _bind(self, tenant: str) -> Reply:
+        """A spare becomes a tenant's, once: for ps, ``python -m ... FD TENANT``."""
+        if self.tenant is not None:
+            return _failed("protocol", "this worker already belongs to a tenant")
+        self.tenant = tenant
+        argv = [sys.executable, "-m", "serve_apps.runtime.worker", sys.argv[1], tenant]
+        setproctitle.setproctitle(" ".join(argv))
+        return {"ok": True}, b"", []
 
     def _load(self, frame: wire.Frame, *, probe: bool) -> Reply:
         from serve_apps.runtime import load_model, sample_inputs
@@ -89,12 +105,37 @@ def _failed(kind: str, error: str) -> Reply:
     return {"ok": False, "kind": kind, "error": error}, b"", []
 
 
-def main(fd: int) -> None:
-    import numpy  # noqa: F401 - paid once, before the platform's first request
+# what each format imports; a spare imports these before it is handed to a tenant
+WARM_MODULES = {
+    "onnx": ("onnxruntime",),
+    "sklearn": ("sklearn", "skops.io"),
+    "xgboost": ("xgboost",),
+    "torch": ("torch",),
+    "tensorflow": ("tensorflow",),
+}
 
+
+def warm(formats: list[str]) -> None:
+    """Import the runtime and the frameworks of ``formats`` (paid before the first
+    request; missing frameworks are left for the load to report)."""
+    import importlib
+
+    import serve_apps.runtime  # noqa: F401 - the loaders, pydantic and numpy
+
+    for fmt in formats:
+        for module in WARM_MODULES.get(fmt, ()):
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                continue
+
+
+def main(fd: int, formats: list[str]) -> None:
+    setproctitle.getproctitle()  # finds argv before imports move the environment
+    warm(formats)
     sock = socket.socket(fileno=fd)
     reader = wire.Reader(max_payload=wire.MAX_INLINE)
-    worker = Worker()
+    worker = Worker(None if sys.argv[2] == "spare" else sys.argv[2])
     wire.send(sock, {"id": 0, "ok": True, "pid": os.getpid()})
     while (frames := wire.recv_frames(sock, reader)) is not None:
         for frame in frames:
@@ -105,4 +146,4 @@ def main(fd: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), [f for f in (sys.argv[3] if len(sys.argv) > 3 else "").split(",") if f])

@@ -57,6 +57,9 @@ class PredictionTimeout(Exception):
     """A request ran past its deadline; its worker was killed and will be replaced."""
 
 
+SPARE = "spare"  # the label of a worker owned by no tenant yet
+
+
 class PoolFull(Exception):
     """Every worker slot of this replica is busy."""
 
@@ -68,6 +71,8 @@ class WorkerSettings:
     idle_s: float = 300.0
     start_timeout_s: float = 30.0
     packages: Sequence[str] = ("serve_apps",)
+    spares: int = 0  # started ahead, tenant-less, handed to the next new tenant
+    warm: Sequence[str] = ()  # formats whose frameworks a worker imports before hello
 
 
 class Worker:
@@ -84,6 +89,7 @@ class Worker:
         self.in_flight = 0
         self.last_used = time.monotonic()
         self.on_exit: list[Callable[[Worker], None]] = []
+        self.reaped: asyncio.Task[Any] | None = None  # once failed: its clean-up
         self._pending[0] = asyncio.get_running_loop().create_future()  # its hello
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
 
@@ -134,6 +140,11 @@ class Worker:
         finally:
             for received in frame.fds:
                 os.close(received)
+
+    async def bind(self, tenant_id: str, timeout_s: float) -> None:
+        """Hand a spare to ``tenant_id`` (it names the tenant in ps from now on)."""
+        await self.request({"op": "bind", "tenant": tenant_id}, timeout_s=timeout_s)
+        self.tenant_id = tenant_id
 
     async def unload(self, key: str) -> None:
         with contextlib.suppress(WorkerError, WorkerFailed, PredictionTimeout):
@@ -232,7 +243,7 @@ class Worker:
         loop.remove_reader(self._sock.fileno())
         self._running.kill()
         self.failure = failure
-        background(self._reap(failure))
+        self.reaped = background(self._reap(failure))
 
     async def _reap(self, failure: WorkerFailed) -> None:
         await asyncio.to_thread(self._running.process.wait)
@@ -268,6 +279,7 @@ class WorkerPool:
         self._starting: dict[str, asyncio.Task[Worker]] = {}
         self.on_exit: list[Callable[[Worker], None]] = []
         self._reaper: asyncio.Task[None] | None = None
+        self._spares: list[asyncio.Task[Worker]] = []
 
     def workers(self) -> list[Worker]:
         return list(self._workers.values())
@@ -287,6 +299,13 @@ class WorkerPool:
             if task.done():
                 self._starting.pop(tenant_id, None)
 
+    def prewarm(self) -> None:
+        """Keep ``spares`` workers starting or started, owned by no tenant yet (called
+        from the replica's event loop: on its health checks and after each hand-over)."""
+        self._spares = [t for t in self._spares if not _dead(t)]
+        while len(self._spares) < self._settings.spares:
+            self._spares.append(asyncio.get_running_loop().create_task(self._launch(SPARE)))
+
     def _make_room(self) -> None:
         live = [w for w in self._workers.values() if w.alive]
         if len(live) + len(self._starting) < self._settings.max_workers:
@@ -297,10 +316,37 @@ class WorkerPool:
         idle[0].close()
 
     async def _start(self, tenant_id: str) -> Worker:
+        """A worker for a tenant: a spare when one is ready or nearly so (it has run no
+        one's code yet, so handing it over is safe), else a new one."""
+        worker = await self._take_spare(tenant_id) or await self._launch(tenant_id)
+        self._workers[tenant_id] = worker
+        self._ensure_reaper()
+        if self._settings.spares:
+            self.prewarm()
+        return worker
+
+    async def _take_spare(self, tenant_id: str) -> Worker | None:
+        while self._spares:
+            task = self._spares.pop(0)
+            try:
+                worker = await asyncio.shield(task)
+            except WorkerFailed:
+                continue
+            try:
+                await worker.bind(tenant_id, self._settings.start_timeout_s)
+            except (WorkerFailed, WorkerError, PredictionTimeout):
+                worker.close()
+                continue
+            return worker
+        return None
+
+    async def _launch(self, label: str) -> Worker:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 - kept for the worker's life
         try:
-            argv = ["-m", "serve_apps.runtime.worker", str(theirs.fileno()), tenant_id]
+            argv = ["-m", "serve_apps.runtime.worker", str(theirs.fileno()), label]
+            if label == SPARE and self._settings.warm:  # a tenant's imports what it loads
+                argv.append(",".join(self._settings.warm))
             spec = worker_spec(self._settings, argv, pass_fds=[theirs.fileno()], stderr=stderr)
             running = await asyncio.to_thread(self._sandbox.start, spec)
         except BaseException:
@@ -310,15 +356,16 @@ class WorkerPool:
         finally:
             theirs.close()
         ours.setblocking(False)
-        worker = Worker(tenant_id, running, ours, stderr, self._settings.limits.memory_mb)
+        worker = Worker(label, running, ours, stderr, self._settings.limits.memory_mb)
         worker.on_exit.append(self._exited)
         try:
             await worker.ready(self._settings.start_timeout_s)
         except (PredictionTimeout, WorkerFailed) as exc:
             worker.close()
             raise WorkerFailed(f"a runtime worker did not start: {exc}") from None
-        self._workers[tenant_id] = worker
-        self._ensure_reaper()
+        except BaseException:  # cancelled while starting (the pool closed)
+            worker.close()
+            raise
         return worker
 
     def _exited(self, worker: Worker) -> None:
@@ -340,10 +387,17 @@ class WorkerPool:
                     worker.close()
 
     async def close(self) -> None:
-        for worker in list(self._workers.values()):
+        """Stop every worker, spares included, and wait until each is reaped."""
+        workers = list(self._workers.values())
+        for task in self._spares:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                workers.append(await task)
+        for worker in workers:
             worker.close()
         if self._reaper is not None:
             self._reaper.cancel()
+        reaps = [w.reaped for w in workers if w.reaped is not None]
+        await asyncio.gather(*reaps, return_exceptions=True)
 
 
 def worker_spec(settings: WorkerSettings, python_args: Sequence[str], **options: Any) -> Spec:
@@ -359,11 +413,19 @@ def worker_spec(settings: WorkerSettings, python_args: Sequence[str], **options:
 _BACKGROUND: set[asyncio.Task[Any]] = set()
 
 
-def background(work: Coroutine[Any, Any, Any]) -> None:
+def background(work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
     """Run ``work`` without waiting for it, keeping a reference until it is done."""
     task = asyncio.get_running_loop().create_task(work)
     _BACKGROUND.add(task)
     task.add_done_callback(_BACKGROUND.discard)
+    return task
+
+
+def _dead(task: asyncio.Task[Worker]) -> bool:
+    """A spare that failed to start or has died since."""
+    if not task.done():
+        return False
+    return task.cancelled() or task.exception() is not None or not task.result().alive
 
 
 def _one(fds: list[int]) -> int | None:

@@ -113,6 +113,7 @@ def test_shared_and_dedicated_answer_v2_v1_and_tritonclient(
     client = triton.InferenceServerClient(platform.serve.removeprefix("http://"))
     auth = {"Authorization": f"Bearer {acme.key}"}
     assert client.is_server_live(headers=auth)
+    assert client.get_server_metadata()["name"] == "atrium"  # an empty body crashed it
     assert client.is_model_ready("fraud", headers=auth)
     assert client.get_model_metadata("churn", headers=auth)["inputs"][0]["shape"] == [-1, 4]
     tensor = triton.InferInput("x", [3, 4], "FP32")
@@ -141,7 +142,7 @@ def test_bad_requests_are_named_problems(acme: Tenant, platform: Platform, tmp_p
     )
     cases.append((wrong_type, 422, "input 'x': expected float32"))
     reader = Tenant(platform, "readers", ["models:read"])
-    cases.append((reader.infer("churn", X[:1]), 403, "'inference' scope"))
+    cases.append((reader.infer("churn", X[:1]), 403, "the 'inference' scope"))
     other = Tenant(platform, "globex")  # acme's deployment name means nothing to globex
     cases.append((other.infer("churn", X[:1]), 404, "no deployment named 'churn'"))
     for response, status, detail in cases:

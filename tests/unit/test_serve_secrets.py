@@ -52,11 +52,14 @@ def _deployment(mode: str, **values: Any) -> Desired:
         model_id="mod_1",
         mode=mode,
         traffic=[{"version": 1, "alias": None, "weight": 100}],
-        resources={"num_cpus": 1.0, "num_gpus": 0.0},
-        autoscaling={"min_replicas": 1, "max_replicas": 1, "target_ongoing_requests": 2.0},
         batching={"max_batch_size": 8, "batch_wait_timeout_ms": 2.0},
         max_queued_requests=100,
-        **{"timeout_ms": 30_000, **values},
+        **{
+            "timeout_ms": 30_000,
+            "resources": {"num_cpus": 1.0, "num_gpus": 0.0},
+            "autoscaling": {"min_replicas": 1, "max_replicas": 1, "target_ongoing_requests": 2.0},
+            **values,
+        },
     )
     target = Resolved("ver_1", 1, 100, None, "onnx", {"inputs": [], "outputs": []})
     return Desired(deployment, [target])

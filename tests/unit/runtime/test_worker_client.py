@@ -343,3 +343,68 @@ def test_a_real_sandboxed_worker_serves_through_the_pool(tmp_path: Path) -> None
             await asyncio.wait_for(exited.wait(), 10)  # reaped: sandbox and socket gone
 
     np.testing.assert_array_equal(asyncio.run(run()), direct(X))
+
+
+def test_a_spare_worker_goes_to_one_new_tenant_and_is_replaced(tmp_path: Path) -> None:
+    """A spare has run no one's code: it is handed to the first new tenant (warm), and
+    another spare starts for the next; no two tenants ever share a worker."""
+    path, signature, direct = sklearn(tmp_path)
+
+    async def run() -> tuple[int, int, int, int, np.ndarray]:
+        settings = WorkerSettings(
+            Limits(memory_mb=1024), max_workers=4, start_timeout_s=20, spares=1, warm=("sklearn",)
+        )
+        pool = WorkerPool(Bubblewrap(), settings)
+        try:
+            pool.prewarm()
+            spare = await asyncio.wait_for(asyncio.shield(pool._spares[0]), 20)
+            first = await pool.get("ten_a")
+            assert first.tenant_id == "ten_a"
+            assert _named_in_ps("ten_a")  # the spare now names its tenant
+            replacement = await asyncio.wait_for(asyncio.shield(pool._spares[0]), 20)
+            second = await pool.get("ten_b")
+            artifact = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                await second.load("v1", "sklearn-skops", signature, artifact, timeout_s=20)
+            finally:
+                os.close(artifact)
+            answer = await second.predict("v1", {"x": X}, timeout_s=10)
+            pids = [w._running.process.pid for w in (spare, first, replacement, second)]
+            return (*pids, answer["predictions"])  # type: ignore[return-value]
+        finally:
+            await pool.close()
+
+    spare, first, replacement, second, predictions = asyncio.run(run())
+    assert first == spare  # the first new tenant got the spare
+    assert second == replacement != first  # the next got a fresh one, never a shared one
+    np.testing.assert_array_equal(predictions, direct(X))
+
+
+def _named_in_ps(tenant: str) -> bool:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            argv = cmdline.read_bytes().replace(b"\0", b" ")
+            if b"serve_apps.runtime.worker" in argv and argv.rstrip().endswith(tenant.encode()):
+                return True
+    return False
+
+
+def test_a_dead_spare_is_skipped(tmp_path: Path) -> None:
+    async def run() -> bool:
+        settings = WorkerSettings(
+            Limits(memory_mb=1024), max_workers=2, start_timeout_s=20, spares=1
+        )
+        pool = WorkerPool(Bubblewrap(), settings)
+        try:
+            pool.prewarm()
+            spare = await asyncio.wait_for(asyncio.shield(pool._spares[0]), 20)
+            spare._running.kill()
+            while spare.reaped is None:  # noqa: ASYNC110 - the socket reports its end
+                await asyncio.sleep(0.05)
+            await spare.reaped
+            worker = await pool.get("ten_a")
+            return worker is not spare and worker.alive
+        finally:
+            await pool.close()
+
+    assert asyncio.run(run())
