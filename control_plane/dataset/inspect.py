@@ -48,22 +48,44 @@ def inspect(
     limits = _Limits(max_rows, max_bytes, max_columns, max_footer_bytes)
     try:
         schema, rows = _csv(path, limits) if fmt == "csv" else _parquet(path, limits)
+        names = list(schema.names)  # decoded here: a header may not be UTF-8
     except (pa.ArrowException, OSError) as exc:
         raise UnreadableDataset(f"not a readable {fmt} file: {exc}") from None
-    duplicated = sorted(name for name, n in Counter(schema.names).items() if n > 1)
+    except UnicodeDecodeError as exc:
+        raise UnreadableDataset(
+            f"the {fmt} header is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
+    duplicated = sorted(name for name, n in Counter(names).items() if n > 1)
     if duplicated:
         raise UnreadableDataset(f"repeated column name(s): {', '.join(duplicated)}")
-    if not schema.names:
+    if not names:
         raise UnreadableDataset("the table has no columns")
     if rows == 0:
         raise UnreadableDataset("the table has no rows")
-    return TableShape(rows, [{"name": f.name, "type": str(f.type)} for f in schema])
+    return TableShape(
+        rows, [{"name": n, "type": str(f.type)} for n, f in zip(names, schema, strict=True)]
+    )
 
 
 def _csv(path: Path, limits: _Limits) -> tuple[pa.Schema, int]:
+    _check_quotes(path)
     reader = pa_csv.open_csv(path)  # reads the first block only (the header fits in it)
     _check("columns", len(reader.schema), limits.columns)
     return reader.schema, _count_rows(reader, limits)
+
+
+def _check_quotes(path: Path) -> None:
+    """pyarrow takes a quoted field that is never closed as one value running to the end
+    of the file (so a broken file reads as one row). Escaped quotes come in pairs, so a
+    well-formed file has an even number of them."""
+    quotes = 0
+    with path.open("rb") as fp:
+        while chunk := fp.read(MiB):
+            quotes += chunk.count(b'"')
+    if quotes % 2:
+        raise UnreadableDataset(
+            "a quoted field is never closed (the file has an odd number of '\"')"
+        )
 
 
 def _parquet(path: Path, limits: _Limits) -> tuple[pa.Schema, int]:

@@ -113,9 +113,17 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or str(loc[0] if loc else "request")
 
 
+def _error(e: dict[str, Any]) -> dict[str, str]:
+    if e.get("type") == "json_invalid":  # its loc holds a character offset, not a field
+        where = e["loc"][-1] if len(e["loc"]) > 1 else "?"
+        why = (e.get("ctx") or {}).get("error", "")
+        return {"field": "body", "message": f"not valid JSON at character {where}: {why}"}
+    return {"field": _field(e["loc"]), "message": e["msg"]}
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"field": _field(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+    errors = [_error(e) for e in exc.errors()]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return problem(
         ValidationFailed.status,

@@ -61,6 +61,11 @@ class VersionRead(ReadSchema):
     error: str | None = Field(description="Why the version failed validation.")
     input_schema: list[TensorSpec] | None
     output_schema: list[TensorSpec] | None
+    signature_inferred: bool = Field(
+        False,
+        description="True when no signature was given and the platform read one off the "
+        "artifact (xgboost, sklearn-skops: `x: float32 [-1, features]`).",
+    )
     tags: dict[str, str]
     aliases: list[str]
     created_by: str
@@ -85,7 +90,8 @@ class VersionForm(InputSchema):
     signature: Signature | None = Field(
         None,
         description="JSON {inputs: [{name, dtype, shape}], outputs: [...]}; required for"
-        " formats that do not describe their inputs (xgboost, sklearn-skops, torchscript).",
+        " torchscript; xgboost and sklearn-skops without one get `x: float32 [-1, features]`"
+        " from the artifact (`signature_inferred` on the version says so).",
     )
     tags: Tags = Field(default_factory=dict)
 

@@ -168,6 +168,7 @@ def _read(model: Model, version: ModelVersion, aliases: list[str]) -> VersionRea
         error=version.error,
         input_schema=signature.get("inputs"),
         output_schema=signature.get("outputs"),
+        signature_inferred=bool(signature.get("inferred", False)),
         tags=version.tags,
         aliases=aliases,
         created_by=version.created_by,

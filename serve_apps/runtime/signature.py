@@ -27,6 +27,20 @@ class Signature(BaseModel):
 
     inputs: list[TensorSpec] = Field(min_length=1)
     outputs: list[TensorSpec] = Field(default_factory=list)
+    inferred: bool = Field(
+        False,
+        description="True when none was given and the platform read it off the artifact "
+        "(a feature matrix of the width the model was fitted on).",
+    )
+
+
+def feature_matrix(features: int, output_dtype: str = "float32") -> Signature:
+    """The signature of a model fitted on a 2-D matrix of ``features`` columns."""
+    return Signature(
+        inputs=[TensorSpec(name="x", dtype="float32", shape=[-1, features])],
+        outputs=[TensorSpec(name="predictions", dtype=output_dtype, shape=[-1])],
+        inferred=True,
+    )
 
 
 class InputError(ValueError):

@@ -81,6 +81,8 @@ def test_the_stored_file_is_what_was_uploaded(world: World) -> None:
         ("bad.parquet", _parquet()[:-40], {"name": "cut"}, "not a readable parquet"),
         ("bad.csv", b"a,a\n1,2\n", {"name": "twice"}, "repeated column name(s): a"),
         ("bad.csv", b"a,b\n", {"name": "header-only"}, "no rows"),
+        ("bad.csv", b"\x9f\xff,b\n1,2\n", {"name": "latin"}, "header is not UTF-8"),
+        ("bad.csv", b'a,b\n1,"2\n3,4\n', {"name": "quote"}, "quoted field is never closed"),
         ("data.bin", CSV, {"name": "what"}, "format"),
         ("data.csv", CSV, {"name": "../../etc"}, "name"),
         ("data.csv", CSV, {}, "name"),

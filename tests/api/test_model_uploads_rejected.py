@@ -134,7 +134,7 @@ def test_a_version_of_another_tenants_model(
     [
         ({"format": "pickle"}, "arbitrary code"),
         ({"format": "safetensors"}, "unknown format 'safetensors'"),
-        ({"format": "xgboost"}, "send a 'signature' field"),
+        ({"format": "torchscript"}, "send a 'signature' field"),
         ({"format": "onnx", "signature": "{not json"}, "not valid JSON"),
         ({"format": "onnx", "colour": "red"}, "colour"),
     ],

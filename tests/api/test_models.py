@@ -157,3 +157,15 @@ def test_registry_changes_are_events(world: World, tmp_path: Path) -> None:
         ("model_version.ready", 1),
         ("model_version.failed", 2),
     ]
+
+
+@pytest.mark.parametrize("fmt", ["xgboost", "sklearn-skops"])
+def test_a_signature_is_inferred_from_the_artifact(world: World, tmp_path: Path, fmt: str) -> None:
+    api, token = world.api, world.acme["developer"].token
+    model = new_model(api, token, framework="other")
+    path, _, _ = MAKERS[fmt](tmp_path)
+    assert upload(api, token, model["id"], path, fmt).status_code == 201
+    version = validated(api, token, model["id"], 1)
+    assert version["status"] == "ready", version["error"]
+    assert version["signature_inferred"] is True
+    assert version["input_schema"] == [{"name": "x", "dtype": "float32", "shape": [-1, 4]}]

@@ -58,3 +58,21 @@ def test_bad_cursor_and_limit(world: World) -> None:
     assert (
         api.get("/api/v1/tenants", world.admin_token, params={"cursor": "%%%"}).status_code == 422
     )
+
+
+def test_a_json_typo_names_the_position_and_the_problem(world: World) -> None:
+    response = world.api.post(
+        "/api/v1/tenants",
+        world.admin_token,
+        content=b'{"name": "Typo",, "slug": "typo"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["errors"] == [
+        {
+            "field": "body",
+            "message": "not valid JSON at character 16: "
+            "Expecting property name enclosed in double quotes",
+        }
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -100,3 +101,16 @@ def test_rotate_master_with_a_configured_key_needs_the_new_one(tmp_path: Path) -
         ATRIUM_MASTER_KEY=configured,
     )
     assert bad.returncode == 2 and "32 bytes" in bad.stderr
+
+
+def test_up_names_a_port_that_is_already_taken(tmp_path: Path) -> None:
+    """A second `atrium up` says which port and setting, in a line, not Ray's traceback."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = _run(tmp_path / "home", "up", ATRIUM_API_PORT=str(port))
+    assert done.returncode == 1
+    assert f"port {port} (ATRIUM_API_PORT) is already in use" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "home" / "ray.token").exists()  # nothing was started

@@ -18,7 +18,9 @@ _REGISTRY = {
 FORMATS = tuple(_REGISTRY)
 # Formats whose files describe their own inputs (kept here so that callers need not import
 # the framework to ask; a test checks it against each loader's ``carries_signature``).
-SELF_DESCRIBING = frozenset({"onnx", "torch-export", "keras", "tf-savedmodel"})
+SELF_DESCRIBING = frozenset(
+    {"onnx", "torch-export", "keras", "tf-savedmodel", "xgboost", "sklearn-skops"}
+)
 # Loading these runs code from the file: refused unless the operator allows it.
 UNSAFE = {
     "pickle": "serve_apps.runtime.loaders.sklearn:PickleLoader",

@@ -22,7 +22,7 @@ from serve_apps.runtime.loaders.base import (
     UnsafeArtifact,
     require,
 )
-from serve_apps.runtime.signature import Signature
+from serve_apps.runtime.signature import Signature, feature_matrix
 
 # Every scikit-learn type a file names must be here, and every type skops does not
 # trust by itself (it trusts numpy/scipy data and ufuncs): exact dotted names, each
@@ -186,9 +186,9 @@ class SklearnModel(LoadedModel):
 
 class SkopsLoader(Loader):
     format = "sklearn-skops"
+    carries_signature = True  # a fitted estimator knows its feature count
 
     def load(self, path: Path, signature: Signature | None, *, device: str) -> LoadedModel:
-        signature = require(signature, self.format)
         if not zipfile.is_zipfile(path):
             raise UnsafeArtifact("not a skops file (a pickle or joblib file is refused)")
         check_zip(path)  # skops reads every entry into memory
@@ -206,7 +206,19 @@ class SkopsLoader(Loader):
             raise
         except Exception as exc:  # a missing or mistyped attribute: not a fitted model
             raise LoaderError(f"the skops file holds an inconsistent model: {exc}") from exc
-        return SklearnModel(estimator, signature)
+        return SklearnModel(estimator, signature or _inferred(estimator))
+
+
+def _inferred(estimator: Any) -> Signature:
+    features = getattr(estimator, "n_features_in_", None)
+    if not isinstance(features, int | np.integer) or features < 1:
+        return require(None, "sklearn-skops")  # says to give one
+    classes = getattr(estimator, "classes_", None)
+    kind = np.asarray(classes).dtype.kind if classes is not None else "f"
+    return feature_matrix(
+        int(features),
+        {"i": "int64", "u": "int64", "b": "bool"}.get(kind, "float32" if kind == "f" else "string"),
+    )
 
 
 def _untrusted_types(path: Path) -> set[str]:

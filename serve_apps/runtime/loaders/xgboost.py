@@ -10,7 +10,7 @@ import numpy as np
 import xgboost as xgb
 
 from serve_apps.runtime.loaders.base import LoadedModel, Loader, LoaderError, require
-from serve_apps.runtime.signature import Signature
+from serve_apps.runtime.signature import Signature, feature_matrix
 
 
 class XGBoostModel(LoadedModel):
@@ -28,9 +28,9 @@ class XGBoostModel(LoadedModel):
 
 class XGBoostLoader(Loader):
     format = "xgboost"
+    carries_signature = True  # the booster knows its feature count
 
     def load(self, path: Path, signature: Signature | None, *, device: str) -> LoadedModel:
-        signature = require(signature, self.format)
         with path.open("rb") as handle:
             head = handle.read(1)
         suffix = ".json" if head == b"{" else ".ubj"  # XGBoost reads the format from the name
@@ -42,7 +42,16 @@ class XGBoostLoader(Loader):
                 booster.load_model(str(named))
             except xgb.core.XGBoostError as exc:
                 raise LoaderError(f"not an XGBoost JSON/UBJ model: {exc}") from exc
+        if signature is None:
+            signature = _inferred(booster)
         booster.set_param({"nthread": 1})
         if device == "cuda":
             booster.set_param({"device": "cuda"})
         return XGBoostModel(booster, signature)
+
+
+def _inferred(booster: xgb.Booster) -> Signature:
+    features = booster.num_features()
+    if features < 1:
+        return require(None, "xgboost")  # says to give one
+    return feature_matrix(features)

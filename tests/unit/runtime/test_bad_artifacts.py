@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from serve_apps.runtime import InputError, LoaderError, UnsafeArtifact, load_model
-from tests.models import MATRIX, X, broken_onnx, onnx, sklearn, xgboost, zip_slip
+from tests.models import MATRIX, X, broken_onnx, onnx, sklearn, torchscript, xgboost, zip_slip
 
 
 def test_pickles_are_refused_even_when_named_skops(tmp_path: Path) -> None:
@@ -81,9 +81,9 @@ def test_inputs_are_checked_by_name_shape_and_dtype(tmp_path: Path) -> None:
 
 
 def test_formats_without_a_signature_ask_for_one(tmp_path: Path) -> None:
-    path, _, _ = sklearn(tmp_path)
+    path, _, _ = torchscript(tmp_path)
     with pytest.raises(LoaderError, match="give a signature"):
-        load_model("sklearn-skops", path, None, device="cpu")
+        load_model("torchscript", path, None, device="cpu")
     with pytest.raises(LoaderError, match="unknown format"):
         load_model("caffe", path, None, device="cpu")
 

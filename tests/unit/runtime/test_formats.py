@@ -57,3 +57,17 @@ def test_pickle_loads_only_when_the_operator_allows_it(tmp_path: Path) -> None:
         load_model("pickle", path, signature, device="cpu")
     model = load_model("joblib", path, signature, device="cpu", allow_pickle=True)
     np.testing.assert_allclose(model.predict({"x": X[:3]})["predictions"], X[:3, 0], rtol=1e-4)
+
+
+@pytest.mark.parametrize("fmt", ["xgboost", "sklearn-skops"])
+def test_a_feature_matrix_signature_is_inferred_when_none_is_given(
+    tmp_path: Path, fmt: str
+) -> None:
+    path, _, direct = MAKERS[fmt](tmp_path)
+    model = load_model(fmt, path, None, device="cpu")
+    assert model.signature.inferred
+    (spec,) = model.signature.inputs
+    assert (spec.name, spec.dtype, spec.shape) == ("x", "float32", [-1, X.shape[1]])
+    np.testing.assert_allclose(
+        model.predict({"x": X[:5]})["predictions"], direct(X[:5]), rtol=1e-5, atol=1e-6
+    )
