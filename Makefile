@@ -47,14 +47,14 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/auth_overhead.py
-	$(BIN)/python bench/quota_check.py
-	$(BIN)/python bench/events.py
-	$(BIN)/python bench/model_load.py
-	$(BIN)/python bench/serving_overhead.py
-	$(BIN)/python bench/batching.py
-	$(BIN)/python bench/bulk_predict.py
-	$(BIN)/python bench/multiplex.py
+	$(BIN)/python -m bench.auth_overhead
+	$(BIN)/python -m bench.quota_check
+	$(BIN)/python -m bench.events
+	$(BIN)/python -m bench.model_load
+	$(BIN)/python -m bench.serving_overhead
+	$(BIN)/python -m bench.batching
+	$(BIN)/python -m bench.bulk_predict
+	$(BIN)/python -m bench.multiplex
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

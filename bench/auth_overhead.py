@@ -24,7 +24,6 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.loadgen import load
 
 EMAIL, PASSWORD = "root@bench.example.com", "benchmark password 1"

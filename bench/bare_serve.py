@@ -1,7 +1,7 @@
 """The baseline of ``serving_overhead.py``: the same model as a bare Ray Serve
 deployment (no gateway, no auth, no quotas), answering the same v2 JSON request.
 
-    python bench/bare_serve.py MODEL.skops PORT    (runs until killed)
+    python -m bench.bare_serve MODEL.skops PORT    (runs until killed)
 """
 
 from __future__ import annotations

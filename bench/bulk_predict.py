@@ -5,21 +5,19 @@ HAProxy ingress, concurrency 4; the model runs in the tenant's sandboxed worker
 (``ATRIUM_WORKER_CPUS=2``: both cores, as the in-process baseline has).
 Printed last: predictions/s platform / in-process (target >= 0.6).
 
-    python bench/bulk_predict.py [--seconds 10]
+    python -m bench.bulk_predict [--seconds 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.batching import mlp
 from bench.serving_common import line, running
 from serve_apps.runtime import load_model

@@ -11,7 +11,7 @@ from control_plane.kit.clock import utcnow
 from control_plane.kit.repository import PLATFORM
 from control_plane.migrate import upgrade
 from control_plane.models import Tenant
-from control_plane.tenant.repository import TenantRepo
+from control_plane.tenant.repository import TenantRepository
 
 REDIS_URL = os.environ.get("ATRIUM_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -25,7 +25,7 @@ def sqlite_url() -> str:
 
 async def with_tenant(db: Database, plan: str = "enterprise") -> str:
     async with db.sessionmaker() as session, session.begin():
-        TenantRepo(session, PLATFORM).add(
+        TenantRepository(session, PLATFORM).add(
             Tenant(id="ten_bench", name="Bench", slug="bench", plan=plan, created_at=utcnow())
         )
     return "ten_bench"

@@ -14,15 +14,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import REDIS_URL, sqlite_url
 from control_plane.auth.totp import SecretBox
 from control_plane.config import Settings

@@ -10,7 +10,6 @@ rounds. Target: runtime / direct ≥ 0.9.
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.models import MAKERS
 from serve_apps.runtime import FORMATS, load_model
-from tests.models import MAKERS
 
 BATCH = np.random.default_rng(0).normal(size=(256, 4)).astype(np.float32)
 SECONDS = 1.0

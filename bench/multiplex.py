@@ -6,14 +6,13 @@ their first request. Reports the cache hit rate (``x-atrium-model-cache``), p50/
 all requests, and how long requests that had to load their model took, worker start
 included (target < 1 s).
 
-    python bench/multiplex.py [--models 100] [--tenants 10] [--requests 3000]
+    python -m bench.multiplex [--models 100] [--tenants 10] [--requests 3000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,9 +20,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.models import X, onnx
 from bench.serving_common import running
-from tests.models import X, onnx
 
 
 async def _traffic(

@@ -11,13 +11,11 @@ Target (issue 3): Redis check-and-charge at least 0.5 of the INCR baseline.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import REDIS_URL, sqlite_url, with_tenant
 from control_plane.db import Database
 from control_plane.kit.redis import connect

@@ -8,29 +8,23 @@ For each proxy mode (Serve's default Python proxy; HAProxy + throughput-optimize
 Both at concurrency 32 with keep-alive connections; requests/s, p50 and p99. The
 ratio gateway / bare is printed last (target >= 0.5).
 
-    python bench/serving_overhead.py [--seconds 10] [--modes default,fast]
+    python -m bench.serving_overhead [--seconds 10] [--modes default,fast]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.loadgen import Result, load
-from bench.serving_common import line, running
-from tests.models import MATRIX, X, sklearn
-from tests.support import free_port
+from bench.models import MATRIX, X, sklearn
+from bench.serving_common import baseline, line, running
 
-FAST = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
 ROW = json.dumps(
     {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": X[0].tolist()}]}
 ).encode()
@@ -43,19 +37,7 @@ def _gateway(home: Path, model: Path, fast: bool, seconds: float) -> Result:
 
 
 def _bare(model: Path, fast: bool, seconds: float) -> Result:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_SERVE")}
-    env.update(FAST if fast else {})
-    script = Path(__file__).parent / "bare_serve.py"
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(model), str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    with baseline("bare_serve.py", str(model), fast=fast) as port:
         url = f"http://127.0.0.1:{port}/"
         deadline = time.monotonic() + 60
         while httpx.post(url, content=ROW, timeout=30).status_code != 200:
@@ -63,9 +45,6 @@ def _bare(model: Path, fast: bool, seconds: float) -> Result:
             time.sleep(0.5)
         load("127.0.0.1", port, "/", body=ROW, seconds=2)
         return load("127.0.0.1", port, "/", body=ROW, seconds=seconds)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 def main() -> None:

@@ -17,12 +17,12 @@ from control_plane.bootstrap import ensure_platform_admin
 from control_plane.config import Settings
 from control_plane.dataset.endpoints import router as dataset_router
 from control_plane.deployment.endpoints import router as deployment_router
-from control_plane.deployment.internal import router as internal_router
 from control_plane.event.endpoints import router as event_router
 from control_plane.kit import problems
 from control_plane.kit.body_limit import BodyLimitMiddleware
 from control_plane.kit.forwarded import ClientAddressMiddleware
 from control_plane.model.endpoints import router as model_router
+from control_plane.model.internal import router as internal_router
 from control_plane.observability import Metrics, ObservabilityMiddleware
 from control_plane.plan.endpoints import router as plan_router
 from control_plane.quota.endpoints import router as quota_router
@@ -63,9 +63,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = services
         if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
             await ensure_platform_admin(
-                services,
-                settings.bootstrap_admin_email,
-                settings.bootstrap_admin_password.get_secret_value(),
+                db=services.db,
+                passwords=services.passwords,
+                email=settings.bootstrap_admin_email,
+                password=settings.bootstrap_admin_password.get_secret_value(),
+                min_length=settings.password_min_length,
             )
         await services.start()
         try:

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from control_plane.audit.service import record
+from control_plane.auth.passwords import Passwords
 from control_plane.auth.permissions import Role
+from control_plane.db import Database
 from control_plane.kit.ids import new_id
 from control_plane.kit.repository import PLATFORM
 from control_plane.models import User
-from control_plane.services import Services
 from control_plane.user.repository import UserRepository
 
 
-async def ensure_platform_admin(services: Services, email: str, password: str) -> bool:
+async def ensure_platform_admin(
+    *, db: Database, passwords: Passwords, email: str, password: str, min_length: int
+) -> bool:
     """Create the admin unless the email exists; True when created."""
     email = email.strip().lower()
-    if len(password) < services.settings.password_min_length:
-        raise ValueError(
-            f"password must have at least {services.settings.password_min_length} characters"
-        )
-    async with services.db.session_scope() as session:
+    if len(password) < min_length:
+        raise ValueError(f"password must have at least {min_length} characters")
+    async with db.session_scope() as session:
         users = UserRepository(session, PLATFORM)
         if await users.by_email(email):
             return False
@@ -27,7 +28,7 @@ async def ensure_platform_admin(services: Services, email: str, password: str) -
                 id=new_id("usr"),
                 tenant_id=None,
                 email=email,
-                password_hash=await services.passwords.hash(password),
+                password_hash=await passwords.hash(password),
                 role=Role.PLATFORM_ADMIN.value,
             )
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,8 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from control_plane.errors import AtriumError
-
-AfterCommit = Callable[[], Any]
+from control_plane.kit.hooks import run_hooks
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -81,7 +80,7 @@ async def _commit(session: AsyncSession) -> None:
         await _rollback(session)
         raise
     session.info.pop("after_rollback", None)
-    await _run(session, "after_commit")
+    await run_hooks(session, "after_commit")
 
 
 async def _rollback(session: AsyncSession) -> None:
@@ -89,22 +88,4 @@ async def _rollback(session: AsyncSession) -> None:
     try:
         await session.rollback()
     finally:
-        await _run(session, "after_rollback")
-
-
-def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
-    """Run ``callback`` once the request's transaction has committed."""
-    session.info.setdefault("after_commit", []).append(callback)
-
-
-def after_rollback(session: AsyncSession, callback: AfterCommit) -> None:
-    """Run ``callback`` if the request's transaction is rolled back (or fails to commit):
-    to undo what was done outside the database, such as a stored blob."""
-    session.info.setdefault("after_rollback", []).append(callback)
-
-
-async def _run(session: AsyncSession, hook: str) -> None:
-    for callback in session.info.pop(hook, []):
-        result = callback()
-        if hasattr(result, "__await__"):
-            await result
+        await run_hooks(session, "after_rollback")

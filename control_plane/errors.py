@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field
+
 
 class AtriumError(Exception):
     """Base of every error the API answers with a Problem Details body."""
@@ -94,7 +96,7 @@ class Forbidden(AtriumError):
 class PlanLimitExceeded(Forbidden):
     """A count the plan caps (deployments, dedicated replicas) would be exceeded."""
 
-    code, title = "quota_exceeded", "Quota exceeded"
+    code, title = "plan_limit_reached", "Plan limit reached"
 
 
 class TenantSuspended(Forbidden):
@@ -186,3 +188,32 @@ class SandboxUnavailable(AtriumError):
     """Tenant-supplied code or files would have to run, and no sandbox can be started."""
 
     status, code, title = 503, "sandbox_unavailable", "Sandbox unavailable"
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 Problem Details, as every error is answered (``application/problem+json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="`urn:atrium:problem:<code>`.")
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable and machine-readable; one code, one status.")
+    instance: str | None = Field(None, description="The request's path.")
+    request_id: str | None = None
+
+
+def responses(*errors: type[AtriumError]) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: each status it can answer, with its codes
+    (Polar's ``PolarError.schema()``), so the OpenAPI document lists them."""
+    by_status: dict[int, list[type[AtriumError]]] = {}
+    for error in errors:
+        by_status.setdefault(error.status, []).append(error)
+    return {
+        status: {
+            "model": ProblemDetails,
+            "description": "; ".join(f"`{e.code}`: {e.title}" for e in group),
+        }
+        for status, group in sorted(by_status.items())
+    }

@@ -7,13 +7,12 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from cluster.rest import RayRest
 from cluster.sandbox import INSTALL_HINT, Sandbox, default_sandbox
+from cluster.token import ray_token
 from control_plane.artifact.keys import DataKeys, master_key_text
 from control_plane.artifact.store import ArtifactStore, filesystem
 from control_plane.auth.authenticator import Authenticator
@@ -22,13 +21,11 @@ from control_plane.auth.passwords import Passwords
 from control_plane.auth.throttle import LoginThrottle
 from control_plane.auth.tokens import AccessTokens
 from control_plane.auth.totp import SecretBox
-from control_plane.billing.service import close_period
+from control_plane.billing.tasks import close_periods_forever
 from control_plane.config import Settings
-from control_plane.db import Database, after_commit
+from control_plane.db import Database
 from control_plane.deployment.reconciler import Reconciler
 from control_plane.deployment.secrets import serve_secrets_file
-from control_plane.errors import SandboxUnavailable as SandboxUnavailableError
-from control_plane.kit.clock import utcnow
 from control_plane.kit.counters import CounterStore, LocalCounters, RedisCounters
 from control_plane.kit.invalidation import Invalidation
 from control_plane.kit.redis import connect
@@ -42,7 +39,6 @@ from control_plane.model.validation import Validator
 from control_plane.observability import Metrics
 from control_plane.plan.catalog import Catalog, load_catalog
 from control_plane.quota.backend import LocalQuotaBackend, QuotaBackend, RedisQuotaBackend
-from control_plane.quota.periods import month_label, month_start
 from control_plane.quota.service import Quotas
 from control_plane.usage.recorder import UsageRecorder
 from control_plane.usage.replicas import ReplicaMeter
@@ -85,52 +81,33 @@ class Services:
         ensure_private_dir(settings.home_dir)
         ensure_private_database(settings.resolved_database_url)
         db = Database(settings.resolved_database_url)
-        keyring = _keyring(settings)
-        tokens = AccessTokens(settings, keyring)
+        tokens = AccessTokens(settings, keyring := _keyring(settings))
         redis = connect(settings.redis_url) if settings.redis_url else None
-        namespace = settings.redis_namespace
-        counters: CounterStore = (
-            RedisCounters(redis, namespace=namespace) if redis else LocalCounters()
-        )
-        invalidation = Invalidation(redis, channel=f"{namespace}:invalidate")
+        counters = _counters(settings, redis)
+        invalidation = Invalidation(redis, channel=f"{settings.redis_namespace}:invalidate")
         authenticator = Authenticator(db, tokens, ttl_s=settings.auth_cache_ttl_seconds)
-        invalidation.subscribe(authenticator.invalidate)
         catalog = load_catalog(settings.plans_file)
         usage = UsageRecorder(db)
-        backend: QuotaBackend = (
-            RedisQuotaBackend(redis, namespace=namespace) if redis else LocalQuotaBackend()
-        )
-        quotas = Quotas(
-            db=db,
-            backend=backend,
-            catalog=catalog,
-            recorder=usage,
-            cache_ttl_s=settings.auth_cache_ttl_seconds,
-            dedupe_ttl_s=settings.quota_dedupe_seconds,
-        )
-        invalidation.subscribe(quotas.invalidate)
+        quotas = _quotas(settings, db, redis, catalog=catalog, usage=usage)
         box = SecretBox(_secret_key(settings))
         artifacts = _artifacts(settings)
         data_keys = DataKeys(db, master_key_text(settings))
-        cluster = RayRest(settings.cluster_url, ray_token(settings))
-        internal_token = home_secret(
-            settings.internal_token, settings.home_dir / "internal.key", _new_token
+        cluster = RayRest(
+            settings.cluster_url, ray_token(settings.ray_auth_token, settings.home_dir)
         )
-        reconciler = Reconciler(
-            db=db,
-            settings=settings,
-            cluster=cluster,
-            secrets_file=serve_secrets_file(settings, internal_token=internal_token),
-            meter=ReplicaMeter(quotas),
-        )
-        invalidation.subscribe(reconciler.identity_changed)
-        sandbox = default_sandbox()
-        missing = sandbox.unavailable()
-        if missing is not None and settings.environment == "production":
-            raise RuntimeError(f"production needs the sandbox for tenant code: {missing}")
-        if missing is not None:
-            log.warning("no sandbox: uploads and inference answer 503 until %s", INSTALL_HINT)
+        reconciler, internal_token = _reconciler(settings, db, cluster, quotas)
+        for listener in (authenticator.invalidate, quotas.invalidate, reconciler.identity_changed):
+            invalidation.subscribe(listener)
+        sandbox = _sandbox(settings)
         slots = FairSlots(settings.probe_concurrency, settings.probe_per_tenant)
+        validator = Validator(
+            db=db,
+            artifacts=artifacts,
+            data_keys=data_keys,
+            settings=settings,
+            sandbox=sandbox,
+            slots=slots,
+        )
         return cls(
             settings=settings,
             db=db,
@@ -149,14 +126,7 @@ class Services:
             dispatcher=Dispatcher(db=db, settings=settings, secrets=box, redis=redis),
             artifacts=artifacts,
             data_keys=data_keys,
-            validator=Validator(
-                db=db,
-                artifacts=artifacts,
-                data_keys=data_keys,
-                settings=settings,
-                sandbox=sandbox,
-                slots=slots,
-            ),
+            validator=validator,
             sandbox=sandbox,
             probe_slots=slots,
             cluster=cluster,
@@ -164,12 +134,6 @@ class Services:
             internal_token=internal_token,
             redis=redis,
         )
-
-    def require_sandbox(self) -> None:
-        """503 ``sandbox_unavailable`` (naming the fix) when tenant files cannot be sandboxed."""
-        missing = self.sandbox.unavailable()
-        if missing is not None:
-            raise SandboxUnavailableError(missing)
 
     async def start(self) -> None:
         self._tasks = [
@@ -182,7 +146,12 @@ class Services:
                 _every(self.settings.usage_flush_seconds, self.usage.flush), name="usage"
             ),
             asyncio.create_task(self.dispatcher.run_forever(), name="dispatcher"),
-            asyncio.create_task(self._close_periods_forever(), name="billing"),
+            asyncio.create_task(
+                close_periods_forever(
+                    self.db, self.catalog, every_s=self.settings.billing_check_seconds
+                ),
+                name="billing",
+            ),
             asyncio.create_task(self.validator.run_forever(), name="model-validation"),
         ]
         if self.cluster.configured:
@@ -210,27 +179,69 @@ class Services:
             except Exception:  # a timeout too
                 log.exception("shutdown step %s failed", getattr(step, "__qualname__", step))
 
-    def identity_changed(self, session: AsyncSession) -> None:
-        """Cached users, keys and tenants are stale once this transaction commits."""
-        after_commit(session, lambda: self.invalidation.publish("identity"))
-
-    async def _close_periods_forever(self) -> None:
-        """Issue last month's invoices once it has ended (idempotent, any process)."""
-        while True:
-            try:
-                period = month_label(month_start(utcnow()) - timedelta(days=1))
-                issued = await close_period(self.db, self.catalog, period)
-                if issued:
-                    log.info("issued %d invoices for %s", len(issued), period)
-            except Exception:
-                log.exception("closing the billing period failed; will retry")
-            await asyncio.sleep(self.settings.billing_check_seconds)
-
 
 async def _every(period_s: float, work: Callable[[], Awaitable[object]]) -> None:
     while True:
         await asyncio.sleep(period_s)
         await work()
+
+
+def _counters(settings: Settings, redis: Redis | None) -> CounterStore:
+    """Sign-in counters shared by every process through Redis, else this process's own."""
+    if redis is None:
+        return LocalCounters()
+    return RedisCounters(redis, namespace=settings.redis_namespace)
+
+
+def _quotas(
+    settings: Settings,
+    db: Database,
+    redis: Redis | None,
+    *,
+    catalog: Catalog,
+    usage: UsageRecorder,
+) -> Quotas:
+    backend: QuotaBackend = (
+        RedisQuotaBackend(redis, namespace=settings.redis_namespace)
+        if redis
+        else LocalQuotaBackend()
+    )
+    return Quotas(
+        db=db,
+        backend=backend,
+        catalog=catalog,
+        recorder=usage,
+        cache_ttl_s=settings.auth_cache_ttl_seconds,
+        dedupe_ttl_s=settings.quota_dedupe_seconds,
+    )
+
+
+def _reconciler(
+    settings: Settings, db: Database, cluster: RayRest, quotas: Quotas
+) -> tuple[Reconciler, str]:
+    """The reconciler, and the token the Serve replicas present on /internal."""
+    internal_token = home_secret(
+        settings.internal_token, settings.home_dir / "internal.key", _new_token
+    )
+    reconciler = Reconciler(
+        db=db,
+        settings=settings,
+        cluster=cluster,
+        secrets_file=serve_secrets_file(settings, internal_token=internal_token),
+        meter=ReplicaMeter(quotas),
+    )
+    return reconciler, internal_token
+
+
+def _sandbox(settings: Settings) -> Sandbox:
+    """The sandbox for tenant files; production refuses to start without one."""
+    sandbox = default_sandbox()
+    missing = sandbox.unavailable()
+    if missing is not None and settings.environment == "production":
+        raise RuntimeError(f"production needs the sandbox for tenant code: {missing}")
+    if missing is not None:
+        log.warning("no sandbox: uploads and inference answer 503 until %s", INSTALL_HINT)
+    return sandbox
 
 
 def _artifacts(settings: Settings) -> ArtifactStore:
@@ -251,11 +262,6 @@ def _keyring(settings: Settings) -> KeyRing:
     keyring = KeyRing(settings.home_dir / "keys", configured_pem=pem)
     keyring.ensure()
     return keyring
-
-
-def ray_token(settings: Settings) -> str:
-    """Ray's auth token: configured, or (for the local head) generated in ATRIUM_HOME."""
-    return home_secret(settings.ray_auth_token, settings.home_dir / "ray.token", _new_token)
 
 
 def _new_token() -> str:

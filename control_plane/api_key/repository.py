@@ -1,11 +1,11 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from control_plane.kit.repository import TenantRepository
+from control_plane.kit.repository import RepositoryBase
 from control_plane.models import ApiKey
 
 
-class ApiKeyRepository(TenantRepository[ApiKey]):
+class ApiKeyRepository(RepositoryBase[ApiKey]):
     model = ApiKey
 
     async def by_prefix(self, prefix: str) -> ApiKey | None:

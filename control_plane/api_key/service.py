@@ -19,10 +19,9 @@ from control_plane.errors import Forbidden, NotFound, ValidationFailed
 from control_plane.event.service import emit
 from control_plane.kit.clock import utcnow
 from control_plane.kit.ids import new_id
+from control_plane.kit.invalidation import Invalidation, identity_changed
 from control_plane.kit.pagination import PageParams
 from control_plane.models import ApiKey
-from control_plane.services import Services
-from control_plane.tenant.service import own_tenant
 
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -43,9 +42,9 @@ def _check_scopes(principal: Principal, scopes: list[str]) -> list[str]:
 
 
 async def create(
-    session: AsyncSession, principal: Principal, data: ApiKeyCreate
+    session: AsyncSession, principal: Principal, tenant_id: str, data: ApiKeyCreate
 ) -> tuple[ApiKey, str]:
-    tenant_id = own_tenant(principal, "API keys")
+    """A key of ``tenant_id`` (the caller's), made by ``principal``."""
     scopes = _check_scopes(principal, data.scopes)
     if data.expires_at is not None and data.expires_at <= utcnow():
         raise ValidationFailed("expires_at must be in the future", extra={"field": "expires_at"})
@@ -97,23 +96,28 @@ def _visible(principal: Principal) -> list[object]:
 
 
 async def list_page(
-    session: AsyncSession, principal: Principal, params: PageParams
+    session: AsyncSession, principal: Principal, tenant_id: str, params: PageParams
 ) -> tuple[Sequence[ApiKey], str | None]:
-    repo = ApiKeyRepository(session, own_tenant(principal, "API keys"))
+    repo = ApiKeyRepository(session, tenant_id)
     return await repo.page(params, *_visible(principal))  # type: ignore[arg-type]
 
 
 async def revoke(
-    services: Services, session: AsyncSession, principal: Principal, key_id: str
+    session: AsyncSession,
+    principal: Principal,
+    tenant_id: str,
+    key_id: str,
+    *,
+    invalidation: Invalidation,
 ) -> None:
-    repo = ApiKeyRepository(session, own_tenant(principal, "API keys"))
+    repo = ApiKeyRepository(session, tenant_id)
     row = await repo.first(ApiKey.id == key_id, *_visible(principal))  # type: ignore[arg-type]
     if row is None:
         raise NotFound("API key not found")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         await repo.revoke_descendants(row.id, row.revoked_at)
-        services.identity_changed(session)
+        identity_changed(invalidation, session)
         emit(session, tenant_id=row.tenant_id, type="api_key.revoked", data={"api_key_id": row.id})
         record(
             session,

@@ -6,7 +6,7 @@ datasets are content-addressed), so it is purged only once no committed row refe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -14,16 +14,33 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from control_plane.artifact.accounting import purge, stored_bytes
-from control_plane.artifact.store import StoredBlob
-from control_plane.db import after_commit, after_rollback
+from control_plane.artifact.keys import DataKeys
+from control_plane.artifact.store import ArtifactStore, StoredBlob
+from control_plane.db import Database
 from control_plane.errors import PayloadTooLarge, StorageQuotaExceeded
+from control_plane.kit.hooks import after_commit, after_rollback
 from control_plane.kit.uploads import Form, read_form
 from control_plane.plan.catalog import Limit
 from control_plane.quota.reservation import Reservation, reservation
-from control_plane.services import Services
+from control_plane.quota.service import Quotas
 
 MB, GB = 1_000_000, 1_000_000_000
 AHEAD = 8 * MB  # an upload reserves storage this far ahead of its bytes while it fits
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """What an upload goes through: the tenant's plan (``quotas``), its data key, the
+    store, and the database that says which rows still use a blob."""
+
+    db: Database
+    store: ArtifactStore
+    keys: DataKeys
+    quotas: Quotas
+
+    async def purge(self, tenant_id: str, shas: list[str]) -> None:
+        """Delete those blobs that no committed row refers to any more."""
+        await purge(self.db, self.store, tenant_id, shas)
 
 
 @dataclass(frozen=True)
@@ -34,17 +51,17 @@ class _Allowance:
     refused: Callable[[], Exception]
 
 
-async def _allowance(services: Services, tenant_id: str) -> _Allowance:
-    limits = await services.quotas.limits(tenant_id)
+async def _allowance(storage: Storage, tenant_id: str) -> _Allowance:
+    limits = await storage.quotas.limits(tenant_id)
     upload_mb, storage_gb = limits.get(Limit.MAX_UPLOAD_MB), limits.get(Limit.STORAGE_GB)
     per_upload = int(upload_mb * MB) if upload_mb is not None else 2**62
 
     async def stored() -> int:
-        async with services.db.sessionmaker() as session:
+        async with storage.db.sessionmaker() as session:
             return await stored_bytes(session, tenant_id)
 
-    storage = reservation(
-        services.quotas.backend,
+    held = reservation(
+        storage.quotas.backend,
         tenant_id,
         Limit.STORAGE_GB.value,
         cap=None if storage_gb is None else int(storage_gb * GB),
@@ -54,14 +71,14 @@ async def _allowance(services: Services, tenant_id: str) -> _Allowance:
     def refused() -> Exception:
         return StorageQuotaExceeded(
             f"the plan's storage_gb ({storage_gb:g} GB) would be exceeded"
-            f" ({storage.left} bytes left); delete unused versions or datasets",
+            f" ({held.left} bytes left); delete unused versions or datasets",
             extra={"quota": Limit.STORAGE_GB.value},
         )
 
     too_large = PayloadTooLarge(
         f"uploads are limited to {upload_mb:g} MB" if upload_mb is not None else None
     )
-    return _Allowance(per_upload, too_large, storage, refused)
+    return _Allowance(per_upload, too_large, held, refused)
 
 
 async def _within(allowance: _Allowance, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -87,7 +104,7 @@ async def _reserve_declared(allowance: _Allowance, request: Request) -> bool:
 
 @asynccontextmanager
 async def receive(
-    services: Services, session: AsyncSession, tenant_id: str, request: Request
+    session: AsyncSession, tenant_id: str, request: Request, *, storage: Storage
 ) -> AsyncIterator[Form[StoredBlob]]:
     """Stream the form's ``file`` part into the tenant's store within its limits. The body
     of the ``with`` records the rows that refer to the blob; if it fails, or the request's
@@ -97,14 +114,31 @@ async def receive(
     beyond it), so parallel uploads cannot together pass ``storage_gb``; the reservation
     shrinks to the stored size, and is given back once the transaction has committed
     (the rows count now) or rolled back; it lapses within a minute if the process dies."""
-    allowance = await _allowance(services, tenant_id)
+    allowance = await _allowance(storage, tenant_id)
     await session.commit()  # hold no transaction open while the body streams in
-    data_key = await services.data_keys.for_tenant(tenant_id)
+    data_key = await storage.keys.for_tenant(tenant_id)
     if not await _reserve_declared(allowance, request):
         raise allowance.refused()
+    form = Form[StoredBlob]()
+    try:
+        sink = _sink(storage, tenant_id, data_key, allowance)
+        await read_form(request, form, file_field="file", sink=sink)
+        yield form
+    except BaseException:
+        if form.stored is not None:
+            await storage.purge(tenant_id, [form.stored.sha256])
+        await allowance.storage.release()
+        raise
+    _settle(session, storage, tenant_id, form, allowance)
+
+
+def _sink(
+    storage: Storage, tenant_id: str, data_key: bytes, allowance: _Allowance
+) -> Callable[[AsyncIterator[bytes]], Awaitable[StoredBlob]]:
+    """Where the file part streams: the store, each chunk once its storage is reserved."""
 
     async def sink(chunks: AsyncIterator[bytes]) -> StoredBlob:
-        stored = await services.artifacts.put(
+        stored = await storage.store.put(
             tenant_id,
             data_key,
             _within(allowance, chunks),
@@ -114,17 +148,20 @@ async def receive(
         await allowance.storage.hold(stored.size_bytes)  # what it takes, no more
         return stored
 
-    form = Form[StoredBlob]()
-    try:
-        await read_form(request, form, file_field="file", sink=sink)
-        yield form
-    except BaseException:
-        if form.stored is not None:
-            await purge(services.db, services.artifacts, tenant_id, [form.stored.sha256])
-        await allowance.storage.release()
-        raise
+    return sink
+
+
+def _settle(
+    session: AsyncSession,
+    storage: Storage,
+    tenant_id: str,
+    form: Form[StoredBlob],
+    allowance: _Allowance,
+) -> None:
+    """Once the transaction ends the rows count instead of the reservation; a rollback
+    also takes the blob back."""
     after_commit(session, allowance.storage.release)
     after_rollback(session, allowance.storage.release)
     if form.stored is not None:
         shas = [form.stored.sha256]
-        after_rollback(session, lambda: purge(services.db, services.artifacts, tenant_id, shas))
+        after_rollback(session, lambda: storage.purge(tenant_id, shas))

@@ -12,12 +12,12 @@ from control_plane.artifact.crypto import MasterKey, new_data_key
 from control_plane.config import Settings
 from control_plane.db import Database
 from control_plane.kit.ids import new_id
-from control_plane.kit.repository import PLATFORM, TenantRepository
+from control_plane.kit.repository import PLATFORM, RepositoryBase
 from control_plane.kit.secret_files import home_secret, write_private
 from control_plane.models import TenantKey
 
 
-class TenantKeyRepository(TenantRepository[TenantKey]):
+class TenantKeyRepository(RepositoryBase[TenantKey]):
     model = TenantKey
 
 

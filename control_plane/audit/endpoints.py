@@ -3,17 +3,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from control_plane.audit import service
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
-from control_plane.kit.deps import Authorize, SessionDep
+from control_plane.deps import SIGNED_IN, Authorize, SessionDep
+from control_plane.errors import ValidationFailed, responses
 from control_plane.kit.pagination import Page, PageDep
 from control_plane.kit.schemas import ReadSchema
 from control_plane.tenant.service import scope_of
 
-router = APIRouter(prefix="/api/v1/audit-events", tags=["audit"])
+router = APIRouter(
+    prefix="/api/v1/audit-events",
+    tags=["audit"],
+    responses=responses(*SIGNED_IN, ValidationFailed),
+)
 
 
 class AuditEventRead(ReadSchema):
@@ -34,7 +39,7 @@ class AuditEventRead(ReadSchema):
 @router.get("", response_model=Page[AuditEventRead])
 async def list_(
     session: SessionDep,
-    me: Annotated[Principal, Authorize(Action.AUDIT_READ)],
+    me: Annotated[Principal, Depends(Authorize(Action.AUDIT_READ))],
     page: PageDep,
     action: Annotated[str | None, Query(max_length=80, description="e.g. `auth.login`")] = None,
 ) -> Page[AuditEventRead]:

@@ -1,10 +1,10 @@
 from collections.abc import Sequence
 
-from control_plane.kit.repository import TenantRepository
+from control_plane.kit.repository import RepositoryBase
 from control_plane.models import AuditEvent
 
 
-class AuditRepository(TenantRepository[AuditEvent]):
+class AuditRepository(RepositoryBase[AuditEvent]):
     model = AuditEvent
 
     async def links(self, chain: str, *, after: int, limit: int) -> Sequence[AuditEvent]:

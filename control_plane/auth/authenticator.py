@@ -31,7 +31,7 @@ from control_plane.errors import TenantSuspended, Unauthorized
 from control_plane.kit.clock import utcnow
 from control_plane.kit.repository import PLATFORM
 from control_plane.models import ApiKey
-from control_plane.tenant.repository import TenantRepo
+from control_plane.tenant.repository import TenantRepository
 from control_plane.user.repository import UserRepository
 
 KEY_PATTERN = re.compile(r"^atr_([a-z0-9]{8})_([A-Za-z0-9_-]{32,64})$")
@@ -124,7 +124,7 @@ class Authenticator:
                 raise Unauthorized("the account no longer exists")
             suspended = False
             if user.tenant_id is not None:
-                tenant = await TenantRepo(session, PLATFORM).get(user.tenant_id)
+                tenant = await TenantRepository(session, PLATFORM).get(user.tenant_id)
                 suspended = tenant is None or tenant.status != "active"
         principal = Principal.for_user(
             user_id=user.id,

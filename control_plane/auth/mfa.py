@@ -6,28 +6,33 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.audit.service import record
 from control_plane.auth.principal import Principal
-from control_plane.auth.proof import check_totp, own_user, require_reauth
+from control_plane.auth.proof import Proof, own_user
 from control_plane.auth.repository import RefreshTokenRepository
 from control_plane.auth.schemas import MfaChange, MfaSetup
-from control_plane.auth.totp import new_secret, provisioning_uri
+from control_plane.auth.totp import SecretBox, new_secret, provisioning_uri
 from control_plane.errors import Conflict
 from control_plane.kit.clock import utcnow
-from control_plane.services import Services
+from control_plane.kit.invalidation import Invalidation, identity_changed
 
 
-async def setup(services: Services, session: AsyncSession, principal: Principal) -> MfaSetup:
+async def setup(session: AsyncSession, principal: Principal, *, secrets: SecretBox) -> MfaSetup:
     """A new pending secret; nothing changes until it is confirmed with ``enable``."""
     user = await own_user(session, principal)
     if user.mfa_enabled:
         raise Conflict("MFA is already on; disable it first")
     secret = new_secret()
-    user.mfa_pending_secret = services.secrets.seal(secret)
+    user.mfa_pending_secret = secrets.seal(secret)
     _audit(session, principal, "auth.mfa_setup")
     return MfaSetup(secret=secret, otpauth_uri=provisioning_uri(secret, user.email))
 
 
 async def enable(
-    services: Services, session: AsyncSession, principal: Principal, body: MfaChange
+    session: AsyncSession,
+    principal: Principal,
+    body: MfaChange,
+    *,
+    proof: Proof,
+    invalidation: Invalidation,
 ) -> None:
     """Confirm enrolment. The user's other sign-in sessions end: they were opened
     without the second factor, perhaps by whoever knew the password."""
@@ -36,16 +41,14 @@ async def enable(
         raise Conflict("MFA is already on")
     if user.mfa_pending_secret is None:
         raise Conflict("call /auth/mfa/setup first")
-    await require_reauth(
-        services,
+    await proof.require_reauth(
         session,
         principal,
         user,
         current_password=body.current_password,
         action="auth.mfa_enable",
     )
-    await check_totp(
-        services,
+    await proof.check_totp(
         session,
         user,
         user.mfa_pending_secret,
@@ -57,18 +60,22 @@ async def enable(
     await RefreshTokenRepository(session).revoke_other_families(
         user.id, keep=principal.session_id, when=utcnow()
     )
-    services.identity_changed(session)
+    identity_changed(invalidation, session)
     _audit(session, principal, "auth.mfa_enable")
 
 
 async def disable(
-    services: Services, session: AsyncSession, principal: Principal, body: MfaChange
+    session: AsyncSession,
+    principal: Principal,
+    body: MfaChange,
+    *,
+    proof: Proof,
+    invalidation: Invalidation,
 ) -> None:
     user = await own_user(session, principal)
     if not user.mfa_enabled:
         raise Conflict("MFA is not on")
-    await require_reauth(
-        services,
+    await proof.require_reauth(
         session,
         principal,
         user,
@@ -76,8 +83,7 @@ async def disable(
         code_checked_by_caller=True,  # the body's code is this re-authentication's factor
         action="auth.mfa_disable",
     )
-    await check_totp(
-        services,
+    await proof.check_totp(
         session,
         user,
         user.mfa_secret,
@@ -86,7 +92,7 @@ async def disable(
         actor=principal,
     )
     user.mfa_secret, user.mfa_enabled = None, False
-    services.identity_changed(session)
+    identity_changed(invalidation, session)
     _audit(session, principal, "auth.mfa_disable")
 
 

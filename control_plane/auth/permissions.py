@@ -42,8 +42,6 @@ class Role(StrEnum):
     PLATFORM_ADMIN = "platform_admin"
 
 
-TENANT_ROLES = (Role.OWNER, Role.ADMIN, Role.DEVELOPER, Role.VIEWER)
-
 # API key scopes as API.md names them, and the actions each grants.
 SCOPE_ACTIONS: dict[str, frozenset[Action]] = {
     "inference": frozenset({Action.INFERENCE}),
@@ -109,9 +107,3 @@ def actions_of_scopes(scopes: list[str] | tuple[str, ...]) -> frozenset[Action]:
     for scope in scopes:
         granted |= SCOPE_ACTIONS[scope]
     return frozenset(granted)
-
-
-def scopes_allowed_for(role: Role) -> list[str]:
-    """The scopes a key made by this role may carry."""
-    held = ROLE_ACTIONS[role]
-    return [scope for scope, actions in SCOPE_ACTIONS.items() if actions <= held]

@@ -9,12 +9,14 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.audit.service import record
+from control_plane.auth.passwords import Passwords
 from control_plane.auth.principal import Principal
-from control_plane.auth.proof import verify_totp
+from control_plane.auth.proof import Proof
 from control_plane.auth.repository import RefreshTokenRepository
 from control_plane.auth.schemas import TokenPair
-from control_plane.auth.tokens import hash_secret, new_family_id, new_refresh_token
-from control_plane.db import after_commit
+from control_plane.auth.throttle import LoginThrottle
+from control_plane.auth.tokens import AccessTokens, hash_secret, new_family_id, new_refresh_token
+from control_plane.config import Settings
 from control_plane.errors import (
     Forbidden,
     InvalidTotp,
@@ -27,11 +29,12 @@ from control_plane.errors import (
 )
 from control_plane.kit.clock import utcnow
 from control_plane.kit.context import current_client_address
+from control_plane.kit.hooks import after_commit
 from control_plane.kit.ids import new_id
+from control_plane.kit.invalidation import Invalidation
 from control_plane.kit.repository import PLATFORM
 from control_plane.models import RefreshToken, User
-from control_plane.services import Services
-from control_plane.tenant.repository import TenantRepo
+from control_plane.tenant.repository import TenantRepository
 from control_plane.user.repository import UserRepository
 from control_plane.user.service import account_for_sign_in
 
@@ -39,9 +42,13 @@ _BAD_LOGIN = "incorrect email or password"
 
 
 async def login(
-    services: Services,
     session: AsyncSession,
     *,
+    throttle: LoginThrottle,
+    passwords: Passwords,
+    proof: Proof,
+    tokens: AccessTokens,
+    settings: Settings,
     email: str,
     password: str,
     totp_code: str | None,
@@ -51,18 +58,31 @@ async def login(
     (per account and client address, and per address), so parallel guesses cannot
     outrun the throttle; a wrong password or MFA code stays counted."""
     email = email.strip().lower()
-    attempt = await services.throttle.reserve(email, current_client_address())
+    attempt = await throttle.reserve(email, current_client_address())
     try:
-        user = await _authenticate(services, session, email, password, totp_code, tenant)
+        user = await _authenticate(
+            session,
+            passwords=passwords,
+            proof=proof,
+            email=email,
+            password=password,
+            totp_code=totp_code,
+            tenant=tenant,
+        )
     except (LoginFailed, InvalidTotp):
         raise
     except BaseException:
         await attempt.release()  # no guess was judged: overloaded, MFA code to come, ...
         raise
     await attempt.succeeded()
-    lifetime = timedelta(seconds=services.settings.refresh_family_lifetime_seconds)
+    lifetime = timedelta(seconds=settings.refresh_family_lifetime_seconds)
     pair = _issue_pair(
-        services, session, user, family_id=new_family_id(), family_ends=utcnow() + lifetime
+        session,
+        user,
+        tokens=tokens,
+        settings=settings,
+        family_id=new_family_id(),
+        family_ends=utcnow() + lifetime,
     )
     record(
         session,
@@ -76,34 +96,34 @@ async def login(
 
 
 async def _authenticate(
-    services: Services,
     session: AsyncSession,
+    *,
+    passwords: Passwords,
+    proof: Proof,
     email: str,
     password: str,
     totp_code: str | None,
     tenant: str | None,
 ) -> User:
     user, tried = await account_for_sign_in(
-        services, session, email=email, password=password, tenant=tenant
+        session, passwords=passwords, email=email, password=password, tenant=tenant
     )
     if user is None:
         accounts: Sequence[User | None] = tried or [None]
         for account in accounts:  # emails are per tenant: each tenant sees its own attempt
-            await _login_failed(services, session, email, account, "bad_password")
+            _login_failed(session, email, account, "bad_password")
         raise LoginFailed(_BAD_LOGIN)
     await _ensure_tenant_active(session, user.tenant_id)
     if user.mfa_enabled:
-        await _check_login_totp(services, session, user, totp_code)
-    if services.passwords.needs_rehash(user.password_hash):
+        await _check_login_totp(proof, session, user, totp_code)
+    if passwords.needs_rehash(user.password_hash):
         with contextlib.suppress(Overloaded):  # next time, then
-            user.password_hash = await services.passwords.hash(password)
+            user.password_hash = await passwords.hash(password)
     user.last_login_at = utcnow()
     return user
 
 
-async def _login_failed(
-    services: Services, session: AsyncSession, email: str, user: User | None, reason: str
-) -> None:
+def _login_failed(session: AsyncSession, email: str, user: User | None, reason: str) -> None:
     """Audit a failed sign-in (the throttle counted the attempt before it was checked)."""
     record(
         session,
@@ -118,36 +138,37 @@ async def _login_failed(
 
 
 async def _check_login_totp(
-    services: Services, session: AsyncSession, user: User, code: str | None
+    proof: Proof, session: AsyncSession, user: User, code: str | None
 ) -> None:
     if not code:
         raise MfaRequired("this account has MFA on: send totp_code")
     # throttled per user across every route that checks a code (429 past the budget)
-    if not await verify_totp(services, session, user, user.mfa_secret, code, action="auth.login"):
-        await _login_failed(services, session, user.email, user, "bad_totp")
+    if not await proof.verify_totp(session, user, user.mfa_secret, code, action="auth.login"):
+        _login_failed(session, user.email, user, "bad_totp")
         raise InvalidTotp("the MFA code is wrong, expired or already used")
 
 
 async def _ensure_tenant_active(session: AsyncSession, tenant_id: str | None) -> None:
     if tenant_id is None:
         return
-    tenant = await TenantRepo(session, PLATFORM).get(tenant_id)
+    tenant = await TenantRepository(session, PLATFORM).get(tenant_id)
     if tenant is None or tenant.status != "active":
         raise TenantSuspended("this tenant is suspended")
 
 
 def _issue_pair(
-    services: Services,
     session: AsyncSession,
     user: User,
     *,
+    tokens: AccessTokens,
+    settings: Settings,
     family_id: str,
     family_ends: datetime,
     signed_in: datetime | None = None,
 ) -> TokenPair:
     """``signed_in``: when the family's sign-in happened (None: now, a new sign-in)."""
     token, digest = new_refresh_token()
-    ttl = timedelta(seconds=services.settings.refresh_token_ttl_seconds)
+    ttl = timedelta(seconds=settings.refresh_token_ttl_seconds)
     RefreshTokenRepository(session).add(
         RefreshToken(
             id=new_id("rtk"),
@@ -158,7 +179,7 @@ def _issue_pair(
             family_expires_at=family_ends,
         )
     )
-    access = services.tokens.issue(
+    access = tokens.issue(
         user_id=user.id,
         tenant_id=user.tenant_id,
         role=user.role,
@@ -168,21 +189,28 @@ def _issue_pair(
     return TokenPair(
         access_token=access,
         refresh_token=token,
-        expires_in=services.settings.access_token_ttl_seconds,
+        expires_in=settings.access_token_ttl_seconds,
     )
 
 
-async def refresh(services: Services, session: AsyncSession, token: str) -> TokenPair:
+async def refresh(
+    session: AsyncSession,
+    token: str,
+    *,
+    tokens: AccessTokens,
+    settings: Settings,
+    invalidation: Invalidation,
+) -> TokenPair:
     """Rotate a refresh token; a spent one presented again burns its whole family (and
     its access tokens). A family ends at its absolute lifetime however fresh its chain."""
-    tokens = RefreshTokenRepository(session)
-    row = await tokens.by_hash(hash_secret(token))
+    refresh_tokens = RefreshTokenRepository(session)
+    row = await refresh_tokens.by_hash(hash_secret(token))
     if row is None or row.expires_at <= utcnow():
         raise Unauthorized("invalid or expired refresh token")
     if row.family_expires_at <= utcnow():
         raise Unauthorized("this session has reached its maximum lifetime; sign in again")
     if row.used_at is not None or not await _mark_used(session, row):
-        await _burn_family(services, session, row)
+        await _burn_family(invalidation, session, row)
         raise RefreshTokenReused("refresh token already used; the session is revoked")
     if row.revoked_at is not None:
         raise Unauthorized("refresh token revoked")
@@ -191,13 +219,14 @@ async def refresh(services: Services, session: AsyncSession, token: str) -> Toke
         raise Unauthorized("the account no longer exists")
     await _ensure_tenant_active(session, user.tenant_id)
     return _issue_pair(
-        services,
         session,
         user,
+        tokens=tokens,
+        settings=settings,
         family_id=row.family_id,
         family_ends=row.family_expires_at,
         # `auth_time` stays the sign-in's, however often the session refreshes
-        signed_in=await tokens.signed_in_at(row.family_id) or row.created_at,
+        signed_in=await refresh_tokens.signed_in_at(row.family_id) or row.created_at,
     )
 
 
@@ -207,15 +236,17 @@ async def _mark_used(session: AsyncSession, row: RefreshToken) -> bool:
     return won
 
 
-def _sessions_ended(services: Services, session: AsyncSession) -> None:
+def _sessions_ended(invalidation: Invalidation, session: AsyncSession) -> None:
     """Once committed, every process drops what it cached of sessions: the ended one's
     access tokens are refused from the next request (the gateway's too)."""
-    after_commit(session, lambda: services.invalidation.publish("sessions"))
+    after_commit(session, lambda: invalidation.publish("sessions"))
 
 
-async def _burn_family(services: Services, session: AsyncSession, row: RefreshToken) -> None:
+async def _burn_family(
+    invalidation: Invalidation, session: AsyncSession, row: RefreshToken
+) -> None:
     await RefreshTokenRepository(session).revoke_family(row.family_id, utcnow())
-    _sessions_ended(services, session)
+    _sessions_ended(invalidation, session)
     user = await UserRepository(session, PLATFORM).get(row.user_id)
     record(
         session,
@@ -233,12 +264,14 @@ def _require_user(principal: Principal) -> None:
         raise Forbidden("this needs a signed-in user, not an API key")
 
 
-async def logout(services: Services, session: AsyncSession, principal: Principal) -> None:
+async def logout(
+    session: AsyncSession, principal: Principal, *, invalidation: Invalidation
+) -> None:
     """End the caller's sign-in session: its refresh tokens and its access tokens."""
     _require_user(principal)
     if principal.session_id:
         await RefreshTokenRepository(session).revoke_family(principal.session_id, utcnow())
-        _sessions_ended(services, session)
+        _sessions_ended(invalidation, session)
     record(
         session,
         actor=principal,

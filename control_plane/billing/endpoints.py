@@ -3,18 +3,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
 from control_plane.billing import service
-from control_plane.kit.deps import Authorize, SessionDep
+from control_plane.deps import Authorize, SessionDep
+from control_plane.errors import (
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+    responses,
+)
 from control_plane.kit.pagination import Page, PageDep
 from control_plane.kit.schemas import ReadSchema
 from control_plane.tenant.service import scope_of
 
-router = APIRouter(prefix="/api/v1/invoices", tags=["billing"])
-Reader = Annotated[Principal, Authorize(Action.BILLING_READ)]
+router = APIRouter(
+    prefix="/api/v1/invoices",
+    tags=["billing"],
+    responses=responses(Unauthorized, Forbidden, RateLimited, ValidationFailed),
+)
+Reader = Annotated[Principal, Depends(Authorize(Action.BILLING_READ))]
 
 
 class InvoiceRead(ReadSchema):
@@ -39,7 +51,7 @@ async def list_(session: SessionDep, me: Reader, page: PageDep) -> Page[InvoiceR
 @router.get(
     "/{invoice_id}",
     response_model=InvoiceRead,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {}}}, **responses(NotFound)},
 )
 async def get(
     session: SessionDep,

@@ -1,10 +1,10 @@
-from control_plane.kit.repository import TenantRepository
+from control_plane.kit.repository import RepositoryBase
 from control_plane.models import Invoice, Subscription
 
 
-class InvoiceRepository(TenantRepository[Invoice]):
+class InvoiceRepository(RepositoryBase[Invoice]):
     model = Invoice
 
 
-class SubscriptionRepository(TenantRepository[Subscription]):
+class SubscriptionRepository(RepositoryBase[Subscription]):
     model = Subscription

@@ -16,6 +16,7 @@ from control_plane.billing.repository import InvoiceRepository, SubscriptionRepo
 from control_plane.db import Database
 from control_plane.errors import NotFound
 from control_plane.event.service import emit
+from control_plane.event.types import EventType
 from control_plane.kit.clock import utcnow
 from control_plane.kit.ids import new_id
 from control_plane.kit.pagination import PageParams
@@ -23,7 +24,7 @@ from control_plane.kit.repository import PLATFORM, Scope
 from control_plane.models import Invoice, Subscription, Tenant
 from control_plane.plan.catalog import METERED, Catalog
 from control_plane.quota.periods import month_bounds
-from control_plane.tenant.repository import TenantRepo
+from control_plane.tenant.repository import TenantRepository
 from control_plane.usage.repository import UsageRepository
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ async def close_period(
     if end > (now or utcnow()):
         raise PeriodOpen(f"{period} has not ended yet")
     async with db.sessionmaker() as session:
-        tenants = await TenantRepo(session, PLATFORM).all(Tenant.created_at < end)
+        tenants = await TenantRepository(session, PLATFORM).all(Tenant.created_at < end)
     issued = []
     for tenant in tenants:
         try:
@@ -89,7 +90,7 @@ async def _issue(
     emit(
         session,
         tenant_id=tenant_id,
-        type="invoice.issued",
+        type=EventType.INVOICE_ISSUED,
         data={"invoice_id": invoice.id, "period": period, "total_cents": invoice.total_cents},
     )
     return invoice

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from control_plane.kit.repository import TenantRepository
+from control_plane.kit.repository import RepositoryBase
 from control_plane.models import Dataset
 
 
-class DatasetRepository(TenantRepository[Dataset]):
+class DatasetRepository(RepositoryBase[Dataset]):
     model = Dataset

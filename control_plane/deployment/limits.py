@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.db import after_commit, after_rollback
+from control_plane.db import Database
 from control_plane.deployment.repository import DeploymentRepository
 from control_plane.errors import PlanLimitExceeded
+from control_plane.kit.hooks import after_commit, after_rollback
 from control_plane.models import Deployment
 from control_plane.plan.catalog import Limit
 from control_plane.quota.reservation import Base, reservation
-from control_plane.quota.service import TenantLimits
-from control_plane.services import Services
+from control_plane.quota.service import Quotas, TenantLimits
 
 
 @dataclass(frozen=True)
@@ -40,24 +40,35 @@ def capacity(deployment: Deployment) -> Capacity:
     return Capacity(replicas, resources["num_cpus"] * replicas, resources["num_gpus"] * replicas)
 
 
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Where a deployment's counts are checked: the plan, its reservations, and the
+    deployments already committed (read in a transaction of their own)."""
+
+    quotas: Quotas
+    db: Database
+
+
 async def within_plan(
-    services: Services,
     session: AsyncSession,
     deployment: Deployment,
     *,
     before: Capacity | None,
+    quotas: Quotas,
+    db: Database,
 ) -> None:
     """Refuse what the plan does not allow; ``before``: the capacity before an update
     (None: a new deployment)."""
-    limits = await services.quotas.limits(deployment.tenant_id)
+    counts = Counts(quotas, db)
+    limits = await quotas.limits(deployment.tenant_id)
     now = capacity(deployment)
     _deadline(limits, deployment)
     _resources(limits, deployment, now)
-    await _hours_left(services, deployment.tenant_id, now, before or Capacity())
+    await _hours_left(quotas, deployment.tenant_id, now, before or Capacity())
     if before is None:
-        await _reserve_one(services, session, deployment, limits)
+        await _reserve_one(counts, session, deployment, limits)
     if now.replicas:
-        await _reserve_replicas(services, session, deployment, limits, now.replicas)
+        await _reserve_replicas(counts, session, deployment, limits, now.replicas)
 
 
 def _deadline(limits: TenantLimits, deployment: Deployment) -> None:
@@ -83,40 +94,37 @@ def _resources(limits: TenantLimits, deployment: Deployment, now: Capacity) -> N
             )
 
 
-async def _hours_left(services: Services, tenant_id: str, now: Capacity, before: Capacity) -> None:
+async def _hours_left(quotas: Quotas, tenant_id: str, now: Capacity, before: Capacity) -> None:
     """No new or larger dedicated deployment once the month's hours are used up (running
     ones go on, metered: see README, "Quotas and metering")."""
     if now.cpus > before.cpus:
-        await services.quotas.ensure_left(
+        await quotas.ensure_left(
             tenant_id, Limit.MONTHLY_CPU_HOURS, refused="new or larger dedicated deployments"
         )
     if now.gpus > before.gpus:
-        await services.quotas.ensure_left(
+        await quotas.ensure_left(
             tenant_id, Limit.MONTHLY_GPU_HOURS, refused="new or larger GPU deployments"
         )
 
 
 async def _reserve_one(
-    services: Services, session: AsyncSession, deployment: Deployment, limits: TenantLimits
+    counts: Counts, session: AsyncSession, deployment: Deployment, limits: TenantLimits
 ) -> None:
     cap = limits.get(Limit.MAX_DEPLOYMENTS)
 
     async def committed() -> int:
-        async with services.db.sessionmaker() as fresh:
+        async with counts.db.sessionmaker() as fresh:
             return await DeploymentRepository(fresh, deployment.tenant_id).count()
 
     limit = Limit.MAX_DEPLOYMENTS
-    if (
-        await _reserve(services, session, deployment.tenant_id, limit, cap, 1, committed)
-        is not None
-    ):
+    if await _reserve(counts, session, deployment.tenant_id, limit, cap, 1, committed) is not None:
         raise PlanLimitExceeded(
             f"the plan allows {cap:g} deployments", extra={"quota": limit.value}
         )
 
 
 async def _reserve_replicas(
-    services: Services,
+    counts: Counts,
     session: AsyncSession,
     deployment: Deployment,
     limits: TenantLimits,
@@ -125,14 +133,14 @@ async def _reserve_replicas(
     cap = limits.get(Limit.MAX_DEDICATED_REPLICAS)
 
     async def others() -> int:
-        async with services.db.sessionmaker() as fresh:
+        async with counts.db.sessionmaker() as fresh:
             rows = await DeploymentRepository(fresh, deployment.tenant_id).all(
                 Deployment.id != deployment.id, Deployment.mode == "dedicated"
             )
         return sum(int(d.autoscaling["max_replicas"]) for d in rows)
 
     limit = Limit.MAX_DEDICATED_REPLICAS
-    used = await _reserve(services, session, deployment.tenant_id, limit, cap, replicas, others)
+    used = await _reserve(counts, session, deployment.tenant_id, limit, cap, replicas, others)
     if used is not None:
         raise PlanLimitExceeded(
             f"the plan allows {cap:g} dedicated replicas in all; this would make {used + replicas}",
@@ -141,7 +149,7 @@ async def _reserve_replicas(
 
 
 async def _reserve(
-    services: Services,
+    counts: Counts,
     session: AsyncSession,
     tenant_id: str,
     limit: Limit,
@@ -152,7 +160,7 @@ async def _reserve(
     """Hold ``amount`` until the transaction ends; None if held, else what is used."""
     if cap is None:
         return None
-    held = reservation(services.quotas.backend, tenant_id, limit.value, cap=int(cap), base=base)
+    held = reservation(counts.quotas.backend, tenant_id, limit.value, cap=int(cap), base=base)
     after_commit(session, held.release)
     after_rollback(session, held.release)
     return None if await held.hold(amount) else held.used

@@ -16,10 +16,13 @@ import contextlib
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
-from cluster.rest import ClusterError, RayRest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cluster.rest import Application, AppStatus, ClusterError, RayRest
 from control_plane.config import Settings
 from control_plane.db import Database
 from control_plane.deployment.render import (
@@ -41,9 +44,24 @@ from serve_apps.runtime.scrub import scrub_paths
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
-_UP = ("RUNNING", "UPDATING")
-_FAILED = ("DEPLOY_FAILED", "UNHEALTHY")
 GATEWAY_FAILING = "the platform's inference gateway is failing; the operators have been alerted"
+ABSENT = Application()  # an application Ray does not report
+
+
+class Seen(StrEnum):
+    """What the cluster shows of a deployment (``updating`` is decided from the row)."""
+
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """A deployment's status as observed, with the error its tenant may read."""
+
+    status: Seen
+    error: str | None = None
 
 
 class Reconciler:
@@ -130,44 +148,44 @@ class Reconciler:
         return wanted, broken
 
     async def _record(
-        self, wanted: list[Desired], broken: dict[str, str], apps: dict[str, Any]
+        self, wanted: list[Desired], broken: dict[str, str], apps: dict[str, Application]
     ) -> None:
-        gateway = apps.get(GATEWAY_APP, {})
+        gateway = apps.get(GATEWAY_APP, ABSENT)
         self._report_gateway(gateway)
-        observed: dict[str, tuple[str, str | None]] = {k: ("failed", v) for k, v in broken.items()}
+        observed = {k: Observed(Seen.FAILED, v) for k, v in broken.items()}
         for item in wanted:
             own = item.deployment.mode == "dedicated"
-            app = apps.get(app_of(item.deployment), {}) if own else {}
+            app = apps.get(app_of(item.deployment), ABSENT) if own else ABSENT
             observed[item.deployment.id] = _status(app, gateway, own=own)
         async with self._db.sessionmaker() as session, session.begin():
             repo = DeploymentRepository(session, PLATFORM)
             for deployment in await repo.all(Deployment.id.in_(list(observed))):
-                status, error = observed[deployment.id]
-                _apply_status(session, deployment, status, error)
+                _apply_status(session, deployment, observed[deployment.id])
 
-    def _report_gateway(self, gateway: dict[str, Any]) -> None:
+    def _report_gateway(self, gateway: Application) -> None:
         """The shared gateway's own errors are for the operators (they may name any
         tenant's models): logged when they change, never stored on a deployment."""
-        error = _message(gateway) if gateway.get("status") in _FAILED else None
+        error = _message(gateway) if gateway.status.failed else None
         if error is not None and error != self._gateway_error:
             log.error("the inference gateway application is failing: %s", error)
         self._gateway_error = error
 
 
-def _status(app: dict[str, Any], gateway: dict[str, Any], *, own: bool) -> tuple[str, str | None]:
-    """(status, error) of one deployment: a dedicated one from its own Serve application
-    (``own``; the message, its paths removed, is its tenant's to read) and the gateway, a
-    shared one from the gateway alone."""
-    if gateway.get("status") in _FAILED:
-        return "failed", GATEWAY_FAILING
-    if own and app.get("status") in _FAILED:
-        return "failed", scrub_paths(_message(app))
-    if gateway.get("status") == "RUNNING" and (not own or app.get("status") == "RUNNING"):
-        return "ready", None
-    return "pending", None
+def _status(app: Application, gateway: Application, *, own: bool) -> Observed:
+    """One deployment's status: a dedicated one from its own Serve application (``own``;
+    the message, its paths removed, is its tenant's to read) and the gateway, a shared
+    one from the gateway alone."""
+    if gateway.status.failed:
+        return Observed(Seen.FAILED, GATEWAY_FAILING)
+    if own and app.status.failed:
+        return Observed(Seen.FAILED, scrub_paths(_message(app)))
+    running = AppStatus.RUNNING
+    if gateway.status is running and (not own or app.status is running):
+        return Observed(Seen.READY)
+    return Observed(Seen.PENDING)
 
 
-def running(wanted: list[Desired], apps: dict[str, Any]) -> dict[str, Running]:
+def running(wanted: list[Desired], apps: dict[str, Application]) -> dict[str, Running]:
     """Each dedicated deployment's replicas that Ray reports up (RUNNING, or UPDATING: up
     and taking a new config), with the CPUs and GPUs each was given."""
     out = {}
@@ -175,27 +193,31 @@ def running(wanted: list[Desired], apps: dict[str, Any]) -> dict[str, Running]:
         d = item.deployment
         if d.mode != "dedicated":
             continue
-        server = (apps.get(app_of(d), {}).get("deployments") or {}).get(SERVER_DEPLOYMENT, {})
-        up = [r for r in server.get("replicas") or [] if r.get("state") in _UP]
+        server = apps.get(app_of(d), ABSENT).deployments.get(SERVER_DEPLOYMENT)
+        up = sum(1 for state in server.replicas if state.up) if server else 0
         cpus, gpus = float(d.resources["num_cpus"]), float(d.resources["num_gpus"])
-        out[d.id] = Running(d.tenant_id, d.name, len(up), cpus, gpus)
+        out[d.id] = Running(d.tenant_id, d.name, up, cpus, gpus)
     return out
 
 
-def _message(app: dict[str, Any]) -> str:
-    parts = [app.get("message") or ""]
-    for deployment in (app.get("deployments") or {}).values():
-        if deployment.get("message"):
-            parts.append(deployment["message"])
+def _message(app: Application) -> str:
+    parts = [app.message, *(d.message for d in app.deployments.values())]
     text = "\n".join(p for p in parts if p).strip()
     return text[-2000:] or "the cluster reports the application as failed"
 
 
-def _apply_status(session: Any, deployment: Deployment, status: str, error: str | None) -> None:
-    if status == "pending":  # not there yet: pending, or updating while the old one serves
-        status = "updating" if deployment.status in ("ready", "updating") else "pending"
-        if deployment.observed_generation == deployment.generation and deployment.status == "ready":
-            status = "ready"
+def _stored(deployment: Deployment, seen: Seen) -> str:
+    """The row's status for what the cluster shows: not there yet is ``updating`` while
+    an older generation serves, and stays ``ready`` when Ray already runs this one."""
+    if seen is not Seen.PENDING:
+        return seen.value
+    if deployment.status == "ready" and deployment.observed_generation == deployment.generation:
+        return "ready"
+    return "updating" if deployment.status in ("ready", "updating") else "pending"
+
+
+def _apply_status(session: AsyncSession, deployment: Deployment, observed: Observed) -> None:
+    status, error = _stored(deployment, observed.status), observed.error
     if status == "ready":
         deployment.observed_generation = deployment.generation
     if (deployment.status, deployment.error) == (status, error):

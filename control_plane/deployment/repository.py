@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from control_plane.kit.repository import TenantRepository
+from control_plane.kit.repository import RepositoryBase
 from control_plane.models import Deployment
 
 
-class DeploymentRepository(TenantRepository[Deployment]):
+class DeploymentRepository(RepositoryBase[Deployment]):
     model = Deployment
 
     async def of_model(self, model_id: str) -> Sequence[Deployment]:

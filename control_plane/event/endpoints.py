@@ -3,17 +3,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
+from control_plane.deps import Authorize, SessionDep
+from control_plane.errors import (
+    Forbidden,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+    responses,
+)
 from control_plane.event.service import list_events, visible_data
-from control_plane.kit.deps import Authorize, SessionDep
 from control_plane.kit.pagination import Page, PageParams, decode_cursor, encode_cursor
 from control_plane.kit.schemas import ReadSchema
 from control_plane.tenant.service import scope_of
 
-router = APIRouter(prefix="/api/v1/events", tags=["events"])
+router = APIRouter(
+    prefix="/api/v1/events",
+    tags=["events"],
+    responses=responses(Unauthorized, Forbidden, RateLimited, ValidationFailed),
+)
 
 
 class EventRead(ReadSchema):
@@ -27,7 +38,7 @@ class EventRead(ReadSchema):
 @router.get("", response_model=Page[EventRead])
 async def list_(
     session: SessionDep,
-    me: Annotated[Principal, Authorize(Action.EVENTS_READ)],
+    me: Annotated[Principal, Depends(Authorize(Action.EVENTS_READ))],
     after: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[EventRead]:

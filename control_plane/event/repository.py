@@ -1,20 +1,37 @@
-from sqlalchemy import delete, select
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import Text, cast, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.kit.repository import TenantRepository
-from control_plane.models import Event, OutboxPending, Webhook, WebhookDelivery
+from control_plane.kit.repository import RepositoryBase
+from control_plane.models import Event, OutboxPending
 
 
-class EventRepository(TenantRepository[Event]):
+class StoredEvent(NamedTuple):
+    """An event with its ``data`` as the JSON text stored, not decoded."""
+
+    id: str
+    tenant_id: str | None
+    type: str
+    data_json: str
+    created_at: datetime
+
+
+class EventRepository(RepositoryBase[Event]):
     model = Event
 
-
-class WebhookRepository(TenantRepository[Webhook]):
-    model = Webhook
-
-
-class DeliveryRepository(TenantRepository[WebhookDelivery]):
-    model = WebhookDelivery
+    async def stored(self, ids: Sequence[str]) -> list[StoredEvent]:
+        """The events ``ids``, in id order, with their data as stored."""
+        stmt = (
+            self.select(Event.id.in_(ids))
+            .with_only_columns(
+                Event.id, Event.tenant_id, Event.type, cast(Event.data, Text), Event.created_at
+            )
+            .order_by(Event.id)
+        )
+        return [StoredEvent(*row) for row in (await self.session.execute(stmt)).all()]
 
 
 class OutboxRepository:

@@ -12,39 +12,11 @@ from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
 from control_plane.db import Database
 from control_plane.event.repository import EventRepository, OutboxRepository
+from control_plane.event.types import EventType
 from control_plane.kit.ids import new_id
 from control_plane.kit.pagination import PageParams
 from control_plane.kit.repository import PLATFORM, Scope
 from control_plane.models import Event
-
-# Every type a webhook may subscribe to ("*" takes them all).
-EVENT_TYPES = (
-    "tenant.created",
-    "tenant.updated",
-    "tenant.suspended",
-    "tenant.activated",
-    "tenant.plan_changed",
-    "tenant.limits_changed",
-    "user.created",
-    "user.updated",
-    "user.deleted",
-    "api_key.created",
-    "api_key.revoked",
-    "invoice.issued",
-    "quota.threshold",
-    "webhook.disabled",
-    "model.created",
-    "model.deleted",
-    "model_version.ready",
-    "model_version.failed",
-    "dataset.created",
-    "deployment.ready",
-    "deployment.failed",
-    "job.succeeded",
-    "job.failed",
-    "plugin.installed",
-)
-
 
 # Event fields that the API shows elsewhere only to holders of an action: others read
 # them as null in /events (their own email excepted), not through the back door.
@@ -68,14 +40,18 @@ def emit(
     session: AsyncSession,
     *,
     tenant_id: str | None,
-    type: str,
+    type: EventType | str,
     data: dict[str, Any],
     dedupe_key: str | None = None,
 ) -> Event:
-    """Add an event to the caller's transaction; it is relayed once that commits."""
-    assert type in EVENT_TYPES, type
+    """Add an event to the caller's transaction; it is relayed once that commits.
+    ``type`` is an ``EventType`` (a plain string must name one: ValueError if not)."""
     event = Event(
-        id=new_id("evt"), tenant_id=tenant_id, type=type, data=data, dedupe_key=dedupe_key
+        id=new_id("evt"),
+        tenant_id=tenant_id,
+        type=EventType(type).value,
+        data=data,
+        dedupe_key=dedupe_key,
     )
     EventRepository(session, PLATFORM).add(event)
     OutboxRepository(session).enqueue(event.id)
@@ -86,7 +62,7 @@ async def emit_once(
     db: Database,
     *,
     tenant_id: str | None,
-    type: str,
+    type: EventType,
     data: dict[str, Any],
     dedupe_key: str,
 ) -> bool:

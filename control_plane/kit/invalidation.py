@@ -13,6 +13,9 @@ import uuid
 from collections.abc import Callable
 
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.kit.hooks import after_commit
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +66,9 @@ class Invalidation:
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def identity_changed(invalidation: Invalidation, session: AsyncSession) -> None:
+    """Cached users, keys, sessions and tenants are stale once this transaction commits:
+    every process (and the gateway) drops them."""
+    after_commit(session, lambda: invalidation.publish("identity"))

@@ -30,7 +30,7 @@ PLATFORM: Final = _Platform()
 Scope = str | _Platform
 
 
-class TenantRepository(Generic[M]):
+class RepositoryBase(Generic[M]):
     """Base of every repository over a tenant-owned table."""
 
     model: ClassVar[type[Entity]]

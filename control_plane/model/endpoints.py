@@ -2,11 +2,37 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
-from control_plane.kit.deps import Authorize, ServicesDep, SessionDep
+from control_plane.deps import (
+    ArtifactsDep,
+    Authorize,
+    DatabaseDep,
+    ReconcilerDep,
+    SandboxDep,
+    SessionDep,
+    SettingsDep,
+    StorageDep,
+    ValidatorDep,
+    member,
+)
+from control_plane.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    ModelRejected,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    SandboxUnavailable,
+    StorageQuotaExceeded,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+    responses,
+)
 from control_plane.kit.pagination import Page, PageDep
 from control_plane.kit.uploads import upload_form
 from control_plane.model import service, versions
@@ -20,9 +46,14 @@ from control_plane.model.schemas import (
     VersionRead,
 )
 
-router = APIRouter(prefix="/api/v1/models", tags=["models"])
-Reader = Annotated[Principal, Authorize(Action.MODELS_READ)]
-Writer = Annotated[Principal, Authorize(Action.MODELS_WRITE)]
+router = APIRouter(
+    prefix="/api/v1/models",
+    tags=["models"],
+    responses=responses(Unauthorized, Forbidden, RateLimited, ValidationFailed),
+)
+# models belong to tenants: platform admins are refused (403)
+Reader = Annotated[Principal, Depends(Authorize(Action.MODELS_READ, "tenant_member"))]
+Writer = Annotated[Principal, Depends(Authorize(Action.MODELS_WRITE, "tenant_member"))]
 Alias = Annotated[
     str, Path(pattern=ALIAS_PATTERN, description="A lower-case slug such as `champion`.")
 ]
@@ -35,38 +66,49 @@ UPLOAD_FORM = upload_form(
 )
 
 
-@router.post("", response_model=ModelRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=ModelRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(Conflict),
+)
 async def create(session: SessionDep, me: Writer, body: ModelCreate) -> ModelRead:
     """Register a model (its name is unique in the tenant); upload versions to it next."""
-    model = await service.create(session, me, body)
+    model = await service.create(session, member(me), body, actor=me)
     return (await service.read(session, [model]))[0]
 
 
 @router.get("", response_model=Page[ModelRead])
 async def list_(session: SessionDep, me: Reader, page: PageDep) -> Page[ModelRead]:
     """The tenant's models."""
-    rows, cursor = await service.list_page(session, me, page)
+    rows, cursor = await service.list_page(session, member(me), page)
     return Page(items=await service.read(session, rows), next_cursor=cursor)
 
 
-@router.get("/{model_id}", response_model=ModelRead)
+@router.get("/{model_id}", response_model=ModelRead, responses=responses(NotFound))
 async def get(session: SessionDep, me: Reader, model_id: str) -> ModelRead:
     """One model, with its aliases."""
-    model = await service.get(session, me, model_id)
+    model = await service.get(session, member(me), model_id)
     return (await service.read(session, [model]))[0]
 
 
-@router.patch("/{model_id}", response_model=ModelRead)
+@router.patch("/{model_id}", response_model=ModelRead, responses=responses(NotFound, Conflict))
 async def update(session: SessionDep, me: Writer, model_id: str, body: ModelUpdate) -> ModelRead:
     """Rename a model or change its description, framework or tags."""
-    model = await service.update(session, me, model_id, body)
+    model = await service.update(session, member(me), model_id, body, actor=me)
     return (await service.read(session, [model]))[0]
 
 
-@router.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete(services: ServicesDep, session: SessionDep, me: Writer, model_id: str) -> None:
+@router.delete(
+    "/{model_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(NotFound, Conflict),
+)
+async def delete(
+    session: SessionDep, me: Writer, model_id: str, db: DatabaseDep, store: ArtifactsDep
+) -> None:
     """Delete a model, its versions and aliases, and purge their artifacts."""
-    await service.delete(services, session, me, model_id)
+    await service.delete(session, member(me), model_id, actor=me, db=db, store=store)
 
 
 @router.post(
@@ -74,13 +116,26 @@ async def delete(services: ServicesDep, session: SessionDep, me: Writer, model_i
     response_model=VersionRead,
     status_code=status.HTTP_201_CREATED,
     openapi_extra=UPLOAD_FORM,
+    responses=responses(
+        BadRequest,
+        NotFound,
+        PayloadTooLarge,
+        StorageQuotaExceeded,
+        UnsupportedMediaType,
+        ValidationFailed,
+        ModelRejected,
+        SandboxUnavailable,
+    ),
 )
 async def upload_version(
-    services: ServicesDep,
     session: SessionDep,
     me: Writer,
     model_id: str,
     request: Request,
+    sandbox: SandboxDep,  # 503 when the artifact could not be validated
+    storage: StorageDep,
+    validator: ValidatorDep,
+    settings: SettingsDep,
     wait: Annotated[
         bool,
         Query(
@@ -92,50 +147,81 @@ async def upload_version(
     """Upload an artifact (multipart: file, format, signature?, tags?) as the next version;
     it is `validating` until a sandboxed load and test prediction make it `ready` (or
     `failed`, with the loader's error)."""
-    model, version = await versions.upload(services, session, me, model_id, request, wait=wait)
+    model, version = await versions.upload(
+        session,
+        member(me),
+        model_id,
+        request,
+        actor=me,
+        wait=wait,
+        storage=storage,
+        validator=validator,
+        allow_pickle=settings.allow_pickle,
+    )
     return (await versions.read(session, model, [version]))[0]
 
 
-@router.get("/{model_id}/versions", response_model=Page[VersionRead])
+@router.get("/{model_id}/versions", response_model=Page[VersionRead], responses=responses(NotFound))
 async def list_versions(
     session: SessionDep, me: Reader, model_id: str, page: PageDep
 ) -> Page[VersionRead]:
     """A model's versions, oldest first."""
-    model, rows, cursor = await versions.list_page(session, me, model_id, page)
+    model, rows, cursor = await versions.list_page(session, member(me), model_id, page)
     return Page(items=await versions.read(session, model, rows), next_cursor=cursor)
 
 
-@router.get("/{model_id}/versions/{version}", response_model=VersionRead)
+@router.get(
+    "/{model_id}/versions/{version}", response_model=VersionRead, responses=responses(NotFound)
+)
 async def get_version(
     session: SessionDep, me: Reader, model_id: str, version: Number
 ) -> VersionRead:
     """One version: its status, signature, checksum and aliases."""
-    model, row = await versions.get(session, me, model_id, version)
+    model, row = await versions.get(session, member(me), model_id, version)
     return (await versions.read(session, model, [row]))[0]
 
 
-@router.delete("/{model_id}/versions/{version}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{model_id}/versions/{version}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(NotFound, Conflict),
+)
 async def delete_version(
-    services: ServicesDep, session: SessionDep, me: Writer, model_id: str, version: Number
+    session: SessionDep,
+    me: Writer,
+    model_id: str,
+    version: Number,
+    db: DatabaseDep,
+    store: ArtifactsDep,
 ) -> None:
     """Delete a version that no alias or deployment uses, and purge its artifact."""
-    await versions.delete(services, session, me, model_id, version)
+    await versions.delete(session, member(me), model_id, version, actor=me, db=db, store=store)
 
 
-@router.put("/{model_id}/aliases/{alias}", response_model=AliasRead)
+@router.put(
+    "/{model_id}/aliases/{alias}",
+    response_model=AliasRead,
+    responses=responses(NotFound, Conflict),
+)
 async def set_alias(
-    services: ServicesDep,
     session: SessionDep,
     me: Writer,
     model_id: str,
     alias: Alias,
     body: AliasSet,
+    reconciler: ReconcilerDep,
 ) -> AliasRead:
     """Point an alias (`champion`, `challenger`, any slug) at a ready version."""
-    return await service.set_alias(services, session, me, model_id, alias, body.version)
+    return await service.set_alias(
+        session, member(me), model_id, alias, body.version, actor=me, reconciler=reconciler
+    )
 
 
-@router.delete("/{model_id}/aliases/{alias}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{model_id}/aliases/{alias}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(NotFound, Conflict),
+)
 async def delete_alias(session: SessionDep, me: Writer, model_id: str, alias: Alias) -> None:
     """Remove an alias (the version stays)."""
-    await service.delete_alias(session, me, model_id, alias)
+    await service.delete_alias(session, member(me), model_id, alias, actor=me)

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from control_plane.kit.repository import TenantRepository
+from control_plane.kit.repository import RepositoryBase
 from control_plane.models import Model, ModelAlias, ModelVersion
 
 
-class ModelRepository(TenantRepository[Model]):
+class ModelRepository(RepositoryBase[Model]):
     model = Model
 
     async def by_name(self, name: str) -> Model | None:
@@ -20,7 +20,7 @@ class ModelRepository(TenantRepository[Model]):
         return None if taken is None else int(taken) - 1  # None: the model is gone
 
 
-class VersionRepository(TenantRepository[ModelVersion]):
+class VersionRepository(RepositoryBase[ModelVersion]):
     model = ModelVersion
 
     async def number(self, model_id: str, version: int) -> ModelVersion | None:
@@ -30,7 +30,7 @@ class VersionRepository(TenantRepository[ModelVersion]):
         return await self.all(ModelVersion.model_id == model_id)
 
 
-class AliasRepository(TenantRepository[ModelAlias]):
+class AliasRepository(RepositoryBase[ModelAlias]):
     model = ModelAlias
 
     async def of_model(self, model_id: str) -> Sequence[ModelAlias]:

@@ -83,6 +83,16 @@ class AliasRead(ReadSchema):
     version: int
 
 
+class VersionSource(ReadSchema):
+    """What a Serve replica needs to load a version (internal route)."""
+
+    id: str
+    tenant_id: str
+    format: str
+    signature: dict[str, Any] | None
+    sha256: str
+
+
 class VersionForm(InputSchema):
     """The text fields of a version upload (besides ``file``)."""
 

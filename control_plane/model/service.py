@@ -3,40 +3,43 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.artifact.accounting import purge
+from control_plane.artifact.store import ArtifactStore
 from control_plane.audit.service import record
 from control_plane.auth.principal import Principal
-from control_plane.db import after_commit
+from control_plane.db import Database
 from control_plane.deployment.repository import DeploymentRepository
 from control_plane.deployment.targets import uses_alias, uses_version
 from control_plane.errors import Conflict, NotFound
 from control_plane.event.service import emit
+from control_plane.kit.hooks import after_commit
 from control_plane.kit.ids import new_id
 from control_plane.kit.pagination import PageParams
 from control_plane.model.repository import AliasRepository, ModelRepository, VersionRepository
 from control_plane.model.schemas import AliasRead, ModelCreate, ModelRead, ModelUpdate
 from control_plane.models import Model, ModelAlias, ModelVersion
-from control_plane.services import Services
-from control_plane.tenant.service import own_tenant
+
+if TYPE_CHECKING:
+    from control_plane.deployment.reconciler import Reconciler
 
 
-async def create(session: AsyncSession, principal: Principal, data: ModelCreate) -> Model:
-    tenant_id = own_tenant(principal, "models")
+async def create(
+    session: AsyncSession, tenant_id: str, data: ModelCreate, *, actor: Principal
+) -> Model:
     repo = ModelRepository(session, tenant_id)
     await _name_free(repo, data.name)
     model = repo.add(
-        Model(
-            id=new_id("mdl"), tenant_id=tenant_id, created_by=principal.user_id, **data.model_dump()
-        )
+        Model(id=new_id("mdl"), tenant_id=tenant_id, created_by=actor.user_id, **data.model_dump())
     )
     await _flush_unique(session, data.name)
     record(
         session,
-        actor=principal,
+        actor=actor,
         action="model.create",
         tenant_id=tenant_id,
         target=("model", model.id),
@@ -51,23 +54,23 @@ async def create(session: AsyncSession, principal: Principal, data: ModelCreate)
     return model
 
 
-async def get(session: AsyncSession, principal: Principal, model_id: str) -> Model:
-    model = await ModelRepository(session, own_tenant(principal, "models")).get(model_id)
+async def get(session: AsyncSession, tenant_id: str, model_id: str) -> Model:
+    model = await ModelRepository(session, tenant_id).get(model_id)
     if model is None:
         raise NotFound("model not found")
     return model
 
 
 async def list_page(
-    session: AsyncSession, principal: Principal, params: PageParams
+    session: AsyncSession, tenant_id: str, params: PageParams
 ) -> tuple[Sequence[Model], str | None]:
-    return await ModelRepository(session, own_tenant(principal, "models")).page(params)
+    return await ModelRepository(session, tenant_id).page(params)
 
 
 async def update(
-    session: AsyncSession, principal: Principal, model_id: str, data: ModelUpdate
+    session: AsyncSession, tenant_id: str, model_id: str, data: ModelUpdate, *, actor: Principal
 ) -> Model:
-    model = await get(session, principal, model_id)
+    model = await get(session, tenant_id, model_id)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     if "name" in changes and changes["name"] != model.name:
         await _name_free(ModelRepository(session, model.tenant_id), changes["name"])
@@ -76,7 +79,7 @@ async def update(
     await _flush_unique(session, model.name)
     record(
         session,
-        actor=principal,
+        actor=actor,
         action="model.update",
         tenant_id=model.tenant_id,
         target=("model", model.id),
@@ -86,17 +89,23 @@ async def update(
 
 
 async def delete(
-    services: Services, session: AsyncSession, principal: Principal, model_id: str
+    session: AsyncSession,
+    tenant_id: str,
+    model_id: str,
+    *,
+    actor: Principal,
+    db: Database,
+    store: ArtifactStore,
 ) -> None:
     """Delete a model with its versions and aliases; blobs are purged once that commits."""
-    model = await get(session, principal, model_id)
+    model = await get(session, tenant_id, model_id)
     versions = await VersionRepository(session, model.tenant_id).of_model(model.id)
     await refuse_if_deployed(session, model.tenant_id, model.id)
     shas = [v.sha256 for v in versions]
     await ModelRepository(session, model.tenant_id).delete(model)  # versions, aliases cascade
     record(
         session,
-        actor=principal,
+        actor=actor,
         action="model.delete",
         tenant_id=model.tenant_id,
         target=("model", model.id),
@@ -108,7 +117,7 @@ async def delete(
         type="model.deleted",
         data={"id": model.id, "name": model.name},
     )
-    after_commit(session, lambda: purge(services.db, services.artifacts, model.tenant_id, shas))
+    after_commit(session, lambda: purge(db, store, model.tenant_id, shas))
 
 
 async def refuse_if_deployed(
@@ -150,15 +159,37 @@ async def read(session: AsyncSession, models: Sequence[Model]) -> list[ModelRead
 
 
 async def set_alias(
-    services: Services,
     session: AsyncSession,
-    principal: Principal,
+    tenant_id: str,
     model_id: str,
     alias: str,
     number: int,
+    *,
+    actor: Principal,
+    reconciler: Reconciler,
 ) -> AliasRead:
     """Point ``alias`` at a ready version (creating the alias or moving it)."""
-    model = await get(session, principal, model_id)
+    model = await get(session, tenant_id, model_id)
+    version = await _ready_version(session, model, number)
+    row = await AliasRepository(session, model.tenant_id).named(model.id, alias)
+    previous = row.version if row else None
+    if row is None:
+        row = _new_alias(session, model, alias, version)
+    row.version_id, row.version = version.id, number
+    await session.flush()
+    record(
+        session,
+        actor=actor,
+        action="model.alias.set",
+        tenant_id=model.tenant_id,
+        target=("model", model.id),
+        details={"alias": alias, "version": number, "previous": previous},
+    )
+    after_commit(session, reconciler.wake)  # deployments that serve the alias roll
+    return AliasRead(model_id=model.id, alias=alias, version=number)
+
+
+async def _ready_version(session: AsyncSession, model: Model, number: int) -> ModelVersion:
     version = await VersionRepository(session, model.tenant_id).number(model.id, number)
     if version is None:
         raise NotFound(f"model {model.name} has no version {number}")
@@ -166,38 +197,28 @@ async def set_alias(
         raise Conflict(
             f"version {number} is {version.status}; an alias can point only to a ready version"
         )
-    repo = AliasRepository(session, model.tenant_id)
-    row = await repo.named(model.id, alias)
-    previous = row.version if row else None
-    if row is None:
-        row = repo.add(
-            ModelAlias(
-                id=new_id("als"),
-                tenant_id=model.tenant_id,
-                model_id=model.id,
-                alias=alias,
-                version_id=version.id,
-                version=number,
-            )
+    return version
+
+
+def _new_alias(
+    session: AsyncSession, model: Model, alias: str, version: ModelVersion
+) -> ModelAlias:
+    return AliasRepository(session, model.tenant_id).add(
+        ModelAlias(
+            id=new_id("als"),
+            tenant_id=model.tenant_id,
+            model_id=model.id,
+            alias=alias,
+            version_id=version.id,
+            version=version.version,
         )
-    row.version_id, row.version = version.id, number
-    await session.flush()
-    record(
-        session,
-        actor=principal,
-        action="model.alias.set",
-        tenant_id=model.tenant_id,
-        target=("model", model.id),
-        details={"alias": alias, "version": number, "previous": previous},
     )
-    after_commit(session, services.reconciler.wake)  # deployments that serve the alias roll
-    return AliasRead(model_id=model.id, alias=alias, version=number)
 
 
 async def delete_alias(
-    session: AsyncSession, principal: Principal, model_id: str, alias: str
+    session: AsyncSession, tenant_id: str, model_id: str, alias: str, *, actor: Principal
 ) -> None:
-    model = await get(session, principal, model_id)
+    model = await get(session, tenant_id, model_id)
     repo = AliasRepository(session, model.tenant_id)
     row = await repo.named(model.id, alias)
     if row is None:
@@ -206,7 +227,7 @@ async def delete_alias(
     await repo.delete(row)
     record(
         session,
-        actor=principal,
+        actor=actor,
         action="model.alias.delete",
         tenant_id=model.tenant_id,
         target=("model", model.id),

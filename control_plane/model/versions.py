@@ -8,80 +8,104 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from control_plane.artifact.accounting import purge
-from control_plane.artifact.blobs import receive
+from control_plane.artifact.blobs import Storage, receive
+from control_plane.artifact.store import ArtifactStore, StoredBlob
 from control_plane.audit.service import record
 from control_plane.auth.principal import Principal
-from control_plane.db import after_commit
+from control_plane.db import Database
 from control_plane.errors import Conflict, ModelRejected, NotFound, ValidationFailed
+from control_plane.kit.hooks import after_commit
 from control_plane.kit.ids import new_id
 from control_plane.kit.pagination import PageParams
 from control_plane.model import service as models
 from control_plane.model.repository import AliasRepository, ModelRepository, VersionRepository
 from control_plane.model.schemas import VersionForm, VersionRead
+from control_plane.model.validation import Validator
 from control_plane.models import Model, ModelAlias, ModelVersion
-from control_plane.services import Services
 from serve_apps.runtime.loaders import SELF_DESCRIBING, UNSAFE
 
 
 async def upload(
-    services: Services,
     session: AsyncSession,
-    principal: Principal,
+    tenant_id: str,
     model_id: str,
     request: Request,
     *,
+    actor: Principal,
     wait: bool,
+    storage: Storage,
+    validator: Validator,
+    allow_pickle: bool,
 ) -> tuple[Model, ModelVersion]:
     """Store the uploaded artifact as the model's next version, ``validating``. With
     ``wait``, validate it before answering: a version that fails is discarded (422)."""
-    model = await models.get(session, principal, model_id)
-    services.require_sandbox()
-    async with receive(services, session, model.tenant_id, request) as form:
+    model = await models.get(session, tenant_id, model_id)
+    async with receive(session, model.tenant_id, request, storage=storage) as form:
         if form.stored is None:
             raise ValidationFailed("the form has no 'file' part", extra={"field": "file"})
         fields = VersionForm.parse(form.fields)
-        _check(fields, services.settings.allow_pickle)
-        number = await ModelRepository(session, model.tenant_id).take_version_number(model.id)
-        if number is None:
-            raise NotFound("the model was deleted while its version was uploading")
-        version = VersionRepository(session, model.tenant_id).add(
-            ModelVersion(
-                id=new_id("mver"),
-                tenant_id=model.tenant_id,
-                model_id=model.id,
-                version=number,
-                format=fields.format,
-                sha256=form.stored.sha256,
-                size_bytes=form.stored.size_bytes,
-                status="validating",
-                signature=fields.signature.model_dump() if fields.signature else None,
-                tags=fields.tags,
-                created_by=principal.user_id,
-            )
-        )
-        await session.flush()
+        _check(fields, allow_pickle)
+        version = await _add(session, model, form.stored, fields, actor=actor)
     record(
         session,
-        actor=principal,
+        actor=actor,
         action="model.version.create",
         tenant_id=model.tenant_id,
         target=("model", model.id),
-        details={"version": number, "format": fields.format, "sha256": version.sha256},
+        details={"version": version.version, "format": fields.format, "sha256": version.sha256},
     )
     if not wait:
-        after_commit(session, services.validator.wake)
+        after_commit(session, validator.wake)
         return model, version
     await session.commit()
-    checked = await services.validator.validate_now(version.id)
+    return model, await _validated(session, model, version, validator)
+
+
+async def _add(
+    session: AsyncSession,
+    model: Model,
+    blob: StoredBlob,
+    fields: VersionForm,
+    *,
+    actor: Principal,
+) -> ModelVersion:
+    """The version row for a stored blob, under the model's next number."""
+    number = await ModelRepository(session, model.tenant_id).take_version_number(model.id)
+    if number is None:
+        raise NotFound("the model was deleted while its version was uploading")
+    version = VersionRepository(session, model.tenant_id).add(
+        ModelVersion(
+            id=new_id("mver"),
+            tenant_id=model.tenant_id,
+            model_id=model.id,
+            version=number,
+            format=fields.format,
+            sha256=blob.sha256,
+            size_bytes=blob.size_bytes,
+            status="validating",
+            signature=fields.signature.model_dump() if fields.signature else None,
+            tags=fields.tags,
+            created_by=actor.user_id,
+        )
+    )
+    await session.flush()
+    return version
+
+
+async def _validated(
+    session: AsyncSession, model: Model, version: ModelVersion, validator: Validator
+) -> ModelVersion:
+    """The version once validated now; one that fails is deleted (committed) and 422."""
+    checked = await validator.validate_now(version.id)
     if checked is None:
         raise NotFound("the version was deleted while it was being validated")
     if checked.status == "failed":
         await VersionRepository(session, model.tenant_id).delete(await session.merge(checked))
         raise ModelRejected(
-            f"version {number} was not accepted: {checked.error}",
+            f"version {version.version} was not accepted: {checked.error}",
             extra={"field": "file", "format": checked.format},
         )
-    return model, checked
+    return checked
 
 
 def _check(fields: VersionForm, allow_pickle: bool) -> None:
@@ -100,9 +124,9 @@ def _check(fields: VersionForm, allow_pickle: bool) -> None:
 
 
 async def get(
-    session: AsyncSession, principal: Principal, model_id: str, number: int
+    session: AsyncSession, tenant_id: str, model_id: str, number: int
 ) -> tuple[Model, ModelVersion]:
-    model = await models.get(session, principal, model_id)
+    model = await models.get(session, tenant_id, model_id)
     version = await VersionRepository(session, model.tenant_id).number(model.id, number)
     if version is None:
         raise NotFound(f"model {model.name} has no version {number}")
@@ -110,9 +134,9 @@ async def get(
 
 
 async def list_page(
-    session: AsyncSession, principal: Principal, model_id: str, params: PageParams
+    session: AsyncSession, tenant_id: str, model_id: str, params: PageParams
 ) -> tuple[Model, Sequence[ModelVersion], str | None]:
-    model = await models.get(session, principal, model_id)
+    model = await models.get(session, tenant_id, model_id)
     rows, cursor = await VersionRepository(session, model.tenant_id).page(
         params, ModelVersion.model_id == model.id
     )
@@ -120,10 +144,17 @@ async def list_page(
 
 
 async def delete(
-    services: Services, session: AsyncSession, principal: Principal, model_id: str, number: int
+    session: AsyncSession,
+    tenant_id: str,
+    model_id: str,
+    number: int,
+    *,
+    actor: Principal,
+    db: Database,
+    store: ArtifactStore,
 ) -> None:
     """Delete a version no alias or deployment uses; its blob goes once that commits."""
-    model, version = await get(session, principal, model_id, number)
+    model, version = await get(session, tenant_id, model_id, number)
     pointing = await AliasRepository(session, model.tenant_id).all(
         ModelAlias.version_id == version.id
     )
@@ -134,14 +165,14 @@ async def delete(
     await VersionRepository(session, model.tenant_id).delete(version)
     record(
         session,
-        actor=principal,
+        actor=actor,
         action="model.version.delete",
         tenant_id=model.tenant_id,
         target=("model", model.id),
         details={"version": number, "sha256": version.sha256},
     )
     shas = [version.sha256]
-    after_commit(session, lambda: purge(services.db, services.artifacts, model.tenant_id, shas))
+    after_commit(session, lambda: purge(db, store, model.tenant_id, shas))
 
 
 async def read(

@@ -3,15 +3,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
-from control_plane.kit.deps import Authorize, ServicesDep
-from control_plane.tenant.service import own_tenant
+from control_plane.deps import Authorize, QuotasDep, member
+from control_plane.errors import Forbidden, RateLimited, Unauthorized, ValidationFailed, responses
 
-router = APIRouter(prefix="/api/v1/quotas", tags=["usage"])
+router = APIRouter(
+    prefix="/api/v1/quotas",
+    tags=["usage"],
+    responses=responses(Unauthorized, Forbidden, RateLimited, ValidationFailed),
+)
 
 
 class QuotaRead(BaseModel):
@@ -29,10 +33,11 @@ class QuotaList(BaseModel):
 
 @router.get("", response_model=QuotaList)
 async def list_(
-    services: ServicesDep, me: Annotated[Principal, Authorize(Action.USAGE_READ)]
+    quotas: QuotasDep,
+    me: Annotated[Principal, Depends(Authorize(Action.USAGE_READ, "tenant_member"))],
 ) -> QuotaList:
     """Each quota of the caller's tenant: its limit (null: unlimited), use and reset time."""
-    tenant_id = own_tenant(me, "quotas")
-    limits = await services.quotas.limits(tenant_id)
-    items = [QuotaRead(**vars(q)) for q in await services.quotas.status(tenant_id)]
+    tenant_id = member(me)
+    limits = await quotas.limits(tenant_id)
+    items = [QuotaRead(**vars(q)) for q in await quotas.status(tenant_id)]
     return QuotaList(plan=limits.plan.name, items=items)

@@ -20,6 +20,7 @@ from typing import Any
 from control_plane.db import Database
 from control_plane.errors import NotFound, QuotaExceeded, RateLimited
 from control_plane.event.service import emit_once
+from control_plane.event.types import EventType
 from control_plane.kit.clock import utcnow
 from control_plane.kit.repository import PLATFORM
 from control_plane.plan.catalog import (
@@ -29,11 +30,12 @@ from control_plane.plan.catalog import (
     RATES,
     Catalog,
     Limit,
+    Meter,
     Plan,
 )
 from control_plane.quota.backend import ChargeResult, QuotaBackend, TakeResult
 from control_plane.quota.periods import month_label, month_start, next_month
-from control_plane.tenant.repository import TenantRepo
+from control_plane.tenant.repository import TenantRepository
 from control_plane.usage.recorder import UsageRecorder
 from control_plane.usage.repository import UsageRepository
 
@@ -59,6 +61,17 @@ class QuotaStatus:
     used: float | None
     period: str
     resets_at: datetime | None
+
+
+def _exhausted(limit: Limit, ceiling: float, cap: int, used: int, now: datetime) -> QuotaExceeded:
+    """429 for a charge past the month's ``cap``, with when the month resets."""
+    reset_s = (next_month(month_start(now)) - now).total_seconds()
+    return QuotaExceeded(
+        f"monthly quota {limit.value} reached ({ceiling:g} on this plan)",
+        retry_after=math.ceil(reset_s),
+        headers=_headers(cap, cap - used, reset_s),
+        extra={"quota": limit.value},
+    )
 
 
 def _headers(limit: float, remaining: float, reset_s: float) -> dict[str, str]:
@@ -101,7 +114,7 @@ class Quotas:
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         async with self._db.sessionmaker() as session:
-            tenant = await TenantRepo(session, PLATFORM).get(tenant_id)
+            tenant = await TenantRepository(session, PLATFORM).get(tenant_id)
         if tenant is None:
             raise NotFound("tenant not found")
         plan = self.catalog.get(tenant.plan) or self.catalog.plans["free"]
@@ -128,14 +141,8 @@ class Quotas:
         now = utcnow()
         ceiling = (await self.limits(tenant_id)).get(limit)
         cap = None if ceiling is None else int(ceiling * meter.per_limit_unit)
-        key = f"{tenant_id}:{meter.metric}:{month_label(now)}"
         dedupe = None if hot else f"{tenant_id}:{meter.metric}:{source_id}"
-        result = await self._backend.charge(key, amount, cap, dedupe=dedupe, ttl_s=self._dedupe_ttl)
-        if result.status == "needs_seed":
-            await self._seed(key, tenant_id, meter.metric, now)
-            result = await self._backend.charge(
-                key, amount, cap, dedupe=dedupe, ttl_s=self._dedupe_ttl
-            )
+        result = await self._count(tenant_id, meter, amount, cap, dedupe=dedupe, at=now)
         if result.status == "charged" and hot:
             self._recorder.add(
                 tenant_id=tenant_id,
@@ -145,25 +152,11 @@ class Quotas:
                 dimensions=dimensions,
             )
         elif result.status == "charged":
-            self._recorder.record(
-                tenant_id=tenant_id,
-                metric=meter.metric,
-                quantity=amount,
-                unit=meter.unit,
-                source_id=source_id,
-                dimensions=dimensions,
-                occurred_at=now,
-            )
+            self._record(tenant_id, meter, amount, source_id, dimensions, at=now)
         if cap:
             await self._thresholds(tenant_id, limit, result.used - amount, result, cap, now)
         if result.status == "exceeded":
-            reset_s = (next_month(month_start(now)) - now).total_seconds()
-            raise QuotaExceeded(
-                f"monthly quota {limit.value} reached ({ceiling:g} on this plan)",
-                retry_after=math.ceil(reset_s),
-                headers=_headers(cap or 0, (cap or 0) - result.used, reset_s),
-                extra={"quota": limit.value},
-            )
+            raise _exhausted(limit, ceiling or 0, cap or 0, result.used, now)
         return result
 
     async def meter(
@@ -181,18 +174,49 @@ class Quotas:
         it raises the 80 % and 100 % events; past the plan's included amount it is billed
         as overage."""
         meter = METERED[limit]
-        key = f"{tenant_id}:{meter.metric}:{month_label(occurred_at)}"
         dedupe = f"{tenant_id}:{meter.metric}:{source_id}"
-        result = await self._backend.charge(
-            key, amount, None, dedupe=dedupe, ttl_s=self._dedupe_ttl
-        )
-        if result.status == "needs_seed":
-            await self._seed(key, tenant_id, meter.metric, occurred_at)
-            result = await self._backend.charge(
-                key, amount, None, dedupe=dedupe, ttl_s=self._dedupe_ttl
-            )
+        result = await self._count(tenant_id, meter, amount, None, dedupe=dedupe, at=occurred_at)
         if result.status != "charged":
             return result
+        self._record(tenant_id, meter, amount, source_id, dimensions, at=occurred_at)
+        ceiling = (await self.limits(tenant_id)).get(limit)
+        if ceiling:
+            cap = int(ceiling * meter.per_limit_unit)
+            await self._thresholds(tenant_id, limit, result.used - amount, result, cap, occurred_at)
+        return result
+
+    async def _count(
+        self,
+        tenant_id: str,
+        meter: Meter,
+        amount: int,
+        cap: int | None,
+        *,
+        dedupe: str | None,
+        at: datetime,
+    ) -> ChargeResult:
+        """Add ``amount`` to the month's counter of ``at`` (seeded from the ledger when the
+        backend has none), unless it would pass ``cap`` or ``dedupe`` was counted before."""
+        key = f"{tenant_id}:{meter.metric}:{month_label(at)}"
+        result = await self._backend.charge(key, amount, cap, dedupe=dedupe, ttl_s=self._dedupe_ttl)
+        if result.status == "needs_seed":
+            await self._seed(key, tenant_id, meter.metric, at)
+            result = await self._backend.charge(
+                key, amount, cap, dedupe=dedupe, ttl_s=self._dedupe_ttl
+            )
+        return result
+
+    def _record(
+        self,
+        tenant_id: str,
+        meter: Meter,
+        amount: int,
+        source_id: str,
+        dimensions: dict[str, Any] | None,
+        *,
+        at: datetime,
+    ) -> None:
+        """A ledger row of its own for what was just counted (once per source id)."""
         self._recorder.record(
             tenant_id=tenant_id,
             metric=meter.metric,
@@ -200,13 +224,8 @@ class Quotas:
             unit=meter.unit,
             source_id=source_id,
             dimensions=dimensions,
-            occurred_at=occurred_at,
+            occurred_at=at,
         )
-        ceiling = (await self.limits(tenant_id)).get(limit)
-        if ceiling:
-            cap = int(ceiling * meter.per_limit_unit)
-            await self._thresholds(tenant_id, limit, result.used - amount, result, cap, occurred_at)
-        return result
 
     async def ensure_left(self, tenant_id: str, limit: Limit, *, refused: str) -> None:
         """429 ``quota_exceeded`` naming ``limit`` when this month's is used up; ``refused``
@@ -251,7 +270,7 @@ class Quotas:
                 await emit_once(
                     self._db,
                     tenant_id=tenant_id,
-                    type="quota.threshold",
+                    type=EventType.QUOTA_THRESHOLD,
                     data={"quota": limit.value, "percent": percent, "period": month_label(now)},
                     dedupe_key=f"quota:{tenant_id}:{limit.value}:{month_label(now)}:{percent}",
                 )

@@ -1,8 +1,8 @@
-from control_plane.kit.repository import TenantRepository
+from control_plane.kit.repository import RepositoryBase
 from control_plane.models import Tenant
 
 
-class TenantRepo(TenantRepository[Tenant]):
+class TenantRepository(RepositoryBase[Tenant]):
     """A tenant's own row is scoped by its id."""
 
     model = Tenant

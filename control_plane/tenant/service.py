@@ -13,16 +13,18 @@ from control_plane.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from control_plane.event.service import emit
 from control_plane.kit.clock import utcnow
 from control_plane.kit.ids import new_id
+from control_plane.kit.invalidation import Invalidation, identity_changed
 from control_plane.kit.pagination import PageParams
 from control_plane.kit.repository import PLATFORM, Scope
 from control_plane.models import Subscription, Tenant
-from control_plane.services import Services
-from control_plane.tenant.repository import TenantRepo
+from control_plane.plan.catalog import Catalog
+from control_plane.tenant.repository import TenantRepository
 from control_plane.tenant.schemas import TenantCreate, TenantUpdate
 
 
 def own_tenant(principal: Principal, what: str) -> str:
-    """The caller's tenant, for things only tenants have (platform admins get 403)."""
+    """The caller's tenant, for things only tenants have (platform admins get 403).
+    Routes for tenant members only say so instead: ``Authorize(..., "tenant_member")``."""
     if principal.tenant_id is None:
         raise Forbidden(f"{what} belong to tenants")
     return principal.tenant_id
@@ -40,14 +42,14 @@ _PAST = {"suspend": "tenant.suspended", "activate": "tenant.activated", "update"
 
 
 async def create(
-    services: Services, session: AsyncSession, principal: Principal, data: TenantCreate
+    session: AsyncSession, principal: Principal, data: TenantCreate, *, catalog: Catalog
 ) -> Tenant:
-    if services.catalog.get(data.plan) is None:
-        known = ", ".join(services.catalog.plans)
+    if catalog.get(data.plan) is None:
+        known = ", ".join(catalog.plans)
         raise ValidationFailed(
             f"unknown plan '{data.plan}' (known: {known})", extra={"field": "plan"}
         )
-    repo = TenantRepo(session, PLATFORM)
+    repo = TenantRepository(session, PLATFORM)
     if await repo.first(Tenant.slug == data.slug):
         raise Conflict(f"a tenant with slug '{data.slug}' exists", extra={"field": "slug"})
     tenant = repo.add(Tenant(id=new_id("ten"), name=data.name, slug=data.slug, plan=data.plan))
@@ -78,7 +80,7 @@ async def create(
 
 
 async def get(session: AsyncSession, principal: Principal, tenant_id: str) -> Tenant:
-    tenant = await TenantRepo(session, scope_of(principal)).get(tenant_id)
+    tenant = await TenantRepository(session, scope_of(principal)).get(tenant_id)
     if tenant is None:
         raise NotFound("tenant not found")
     return tenant
@@ -87,21 +89,22 @@ async def get(session: AsyncSession, principal: Principal, tenant_id: str) -> Te
 async def list_page(
     session: AsyncSession, principal: Principal, params: PageParams
 ) -> tuple[Sequence[Tenant], str | None]:
-    return await TenantRepo(session, scope_of(principal)).page(params)
+    return await TenantRepository(session, scope_of(principal)).page(params)
 
 
 async def update(
-    services: Services,
     session: AsyncSession,
     principal: Principal,
     tenant_id: str,
     data: TenantUpdate,
+    *,
+    invalidation: Invalidation,
 ) -> Tenant:
     tenant = await get(session, principal, tenant_id)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     for field, value in changes.items():
         setattr(tenant, field, value)
-    services.identity_changed(session)
+    identity_changed(invalidation, session)
     verb = {"suspended": "suspend", "active": "activate"}.get(changes.get("status", ""), "update")
     emit(session, tenant_id=tenant.id, type=_PAST[verb], data=changes)
     record(
@@ -116,11 +119,11 @@ async def update(
 
 
 async def delete(
-    services: Services, session: AsyncSession, principal: Principal, tenant_id: str
+    session: AsyncSession, principal: Principal, tenant_id: str, *, invalidation: Invalidation
 ) -> None:
     tenant = await get(session, principal, tenant_id)
-    await TenantRepo(session, PLATFORM).delete(tenant)
-    services.identity_changed(session)
+    await TenantRepository(session, PLATFORM).delete(tenant)
+    identity_changed(invalidation, session)
     record(
         session,
         actor=principal,

@@ -4,19 +4,22 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel
 
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
-from control_plane.errors import ValidationFailed
+from control_plane.deps import Authorize, SessionDep, member
+from control_plane.errors import Forbidden, RateLimited, Unauthorized, ValidationFailed, responses
 from control_plane.kit.clock import utcnow
-from control_plane.kit.deps import Authorize, SessionDep
 from control_plane.quota.periods import month_start
-from control_plane.tenant.service import own_tenant
 from control_plane.usage.repository import UsageRepository
 
-router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
+router = APIRouter(
+    prefix="/api/v1/usage",
+    tags=["usage"],
+    responses=responses(Unauthorized, Forbidden, RateLimited, ValidationFailed),
+)
 Granularity = Literal["hour", "day", "month"]
 _MAX_SPAN = timedelta(days=400)
 
@@ -46,7 +49,7 @@ def _bucket(hour: datetime, granularity: Granularity) -> datetime:
 @router.get("", response_model=UsageReport)
 async def report(
     session: SessionDep,
-    me: Annotated[Principal, Authorize(Action.USAGE_READ)],
+    me: Annotated[Principal, Depends(Authorize(Action.USAGE_READ, "tenant_member"))],
     from_: Annotated[
         AwareDatetime | None, Query(alias="from", description="Default: month start.")
     ] = None,
@@ -55,7 +58,7 @@ async def report(
     metric: Annotated[str | None, Query(max_length=60, description="e.g. `predictions`")] = None,
 ) -> UsageReport:
     """Metered usage of the caller's tenant, summed per metric and hour, day or month."""
-    tenant_id = own_tenant(me, "usage records")
+    tenant_id = member(me)
     end = to or utcnow()
     start = from_ or month_start(end)
     if not start < end or end - start > _MAX_SPAN:

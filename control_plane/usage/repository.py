@@ -5,11 +5,11 @@ from typing import Any
 
 from sqlalchemy import func
 
-from control_plane.kit.repository import TenantRepository
+from control_plane.kit.repository import RepositoryBase
 from control_plane.models import UsageRecord
 
 
-class UsageRepository(TenantRepository[UsageRecord]):
+class UsageRepository(RepositoryBase[UsageRecord]):
     model = UsageRecord
 
     async def append_once(self, rows: list[dict[str, Any]]) -> None:

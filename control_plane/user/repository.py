@@ -1,10 +1,10 @@
 from collections.abc import Sequence
 
-from control_plane.kit.repository import TenantRepository
+from control_plane.kit.repository import RepositoryBase
 from control_plane.models import User
 
 
-class UserRepository(TenantRepository[User]):
+class UserRepository(RepositoryBase[User]):
     model = User
 
     async def by_email(self, email: str, tenant_id: str | None = None) -> User | None:

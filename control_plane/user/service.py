@@ -13,30 +13,37 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.api_key.repository import ApiKeyRepository
 from control_plane.audit.service import record
+from control_plane.auth.passwords import Passwords
 from control_plane.auth.permissions import Action, Role
 from control_plane.auth.principal import Principal
-from control_plane.auth.proof import require_reauth
+from control_plane.auth.proof import Proof
 from control_plane.auth.repository import RefreshTokenRepository
+from control_plane.config import Settings
 from control_plane.errors import Conflict, Forbidden, NotFound, TenantRequired, ValidationFailed
 from control_plane.event.service import emit
 from control_plane.kit.clock import utcnow
 from control_plane.kit.ids import new_id
+from control_plane.kit.invalidation import Invalidation, identity_changed
 from control_plane.kit.pagination import PageParams
 from control_plane.kit.repository import PLATFORM
 from control_plane.models import Tenant, User
-from control_plane.services import Services
-from control_plane.tenant.repository import TenantRepo
+from control_plane.tenant.repository import TenantRepository
 from control_plane.tenant.service import scope_of
 from control_plane.user.repository import UserRepository
 from control_plane.user.schemas import UserCreate, UserUpdate
 
 
 async def create(
-    services: Services, session: AsyncSession, principal: Principal, data: UserCreate
+    session: AsyncSession,
+    principal: Principal,
+    data: UserCreate,
+    *,
+    passwords: Passwords,
+    settings: Settings,
 ) -> User:
     tenant_id = await _target_tenant(session, principal, data)
     _check_may_grant(principal, data.role)
-    _check_password(services, data.password)
+    _check_password(settings, data.password)
     users = UserRepository(session, PLATFORM)
     await _ensure_email_free(session, data.email, tenant_id)
     user = users.add(
@@ -44,7 +51,7 @@ async def create(
             id=new_id("usr"),
             tenant_id=tenant_id,
             email=data.email,
-            password_hash=await services.passwords.hash(data.password),
+            password_hash=await passwords.hash(data.password),
             role=data.role.value,
         )
     )
@@ -81,7 +88,7 @@ async def _target_tenant(
         return None
     if data.tenant_id is None:
         raise ValidationFailed("tenant_id is required", extra={"field": "tenant_id"})
-    if await TenantRepo(session, PLATFORM).get(data.tenant_id) is None:
+    if await TenantRepository(session, PLATFORM).get(data.tenant_id) is None:
         raise NotFound("tenant not found")
     return data.tenant_id
 
@@ -93,10 +100,10 @@ def _check_may_grant(principal: Principal, role: Role) -> None:
         raise Forbidden("only owners may grant the owner role")
 
 
-def _check_password(services: Services, password: str) -> None:
-    if len(password) < services.settings.password_min_length:
+def _check_password(settings: Settings, password: str) -> None:
+    if len(password) < settings.password_min_length:
         raise ValidationFailed(
-            f"password must have at least {services.settings.password_min_length} characters",
+            f"password must have at least {settings.password_min_length} characters",
             extra={"field": "password"},
         )
 
@@ -124,7 +131,7 @@ SIGN_IN_CANDIDATES = 10
 
 
 async def account_for_sign_in(
-    services: Services, session: AsyncSession, *, email: str, password: str, tenant: str | None
+    session: AsyncSession, *, passwords: Passwords, email: str, password: str, tenant: str | None
 ) -> tuple[User | None, Sequence[User]]:
     """The account these credentials open, or None (a wrong password, to the caller),
     and the accounts that were tried (a failure is audited in each one's tenant).
@@ -135,9 +142,9 @@ async def account_for_sign_in(
     TenantRequired. None matching looks exactly like an unknown email."""
     candidates = await _candidates(session, email, tenant)
     if not candidates:
-        await services.passwords.verify(None, password)  # the same work as for an account
+        await passwords.verify(None, password)  # the same work as for an account
         return None, candidates
-    checks = [services.passwords.verify(user.password_hash, password) for user in candidates]
+    checks = [passwords.verify(user.password_hash, password) for user in candidates]
     verdicts = await asyncio.gather(*checks)
     matching = [user for user, ok in zip(candidates, verdicts, strict=True) if ok]
     if len(matching) > 1:
@@ -153,7 +160,7 @@ async def _candidates(session: AsyncSession, email: str, tenant: str | None) -> 
     if tenant is None:
         return await users.with_email(email, limit=SIGN_IN_CANDIDATES)
     named = (Tenant.slug == tenant.strip().lower()) | (Tenant.id == tenant.strip())
-    found = await TenantRepo(session, PLATFORM).first(named)
+    found = await TenantRepository(session, PLATFORM).first(named)
     if found is None:
         return []
     user = await users.by_email(email, found.id)
@@ -177,22 +184,29 @@ _PROOF = {"current_password", "totp_code"}  # proof of the caller, not account a
 
 
 async def update(
-    services: Services, session: AsyncSession, principal: Principal, user_id: str, data: UserUpdate
+    session: AsyncSession,
+    principal: Principal,
+    user_id: str,
+    data: UserUpdate,
+    *,
+    passwords: Passwords,
+    settings: Settings,
+    proof: Proof,
+    invalidation: Invalidation,
 ) -> User:
     if principal.kind != "user":
         raise Forbidden("API keys cannot change accounts")
     user = await get(session, principal, user_id)
     changes = data.model_dump(exclude_unset=True, exclude_none=True, exclude=_PROOF)
-    await _authorize_change(services, session, principal, user, data, changes)
+    await _authorize_change(proof, session, principal, user, data, changes)
     if "role" in changes:
         await _change_role(session, principal, user, data.role)
     if "email" in changes and changes["email"] != user.email:
-        await _ensure_email_free(session, changes["email"], user.tenant_id)
-        user.email = changes["email"]
-        await _flush_unique_email(session)
+        await _change_email(session, user, changes["email"])
     if data.password is not None:
-        await _change_password(services, session, principal, user, data.password)
-    services.identity_changed(session)
+        _check_password(settings, data.password)
+        await _change_password(passwords, session, principal, user, data.password)
+    identity_changed(invalidation, session)
     changes.pop("password", None)
     emit(
         session, tenant_id=user.tenant_id, type="user.updated", data={"user_id": user.id, **changes}
@@ -208,8 +222,14 @@ async def update(
     return user
 
 
+async def _change_email(session: AsyncSession, user: User, email: str) -> None:
+    await _ensure_email_free(session, email, user.tenant_id)
+    user.email = email
+    await _flush_unique_email(session)
+
+
 async def _authorize_change(
-    services: Services,
+    proof: Proof,
     session: AsyncSession,
     principal: Principal,
     user: User,
@@ -226,8 +246,7 @@ async def _authorize_change(
         raise Forbidden("only owners may change an owner's account")
     sign_in_changes = "password" in changes or changes.get("email", user.email) != user.email
     if is_self and sign_in_changes:
-        await require_reauth(
-            services,
+        await proof.require_reauth(
             session,
             principal,
             user,
@@ -264,17 +283,16 @@ async def _ensure_not_last_platform_admin(session: AsyncSession) -> None:
 
 
 async def _change_password(
-    services: Services, session: AsyncSession, principal: Principal, user: User, password: str
+    passwords: Passwords, session: AsyncSession, principal: Principal, user: User, password: str
 ) -> None:
     """Every sign-in session of the user ends, but the one changing its own password."""
-    _check_password(services, password)
-    user.password_hash = await services.passwords.hash(password)
+    user.password_hash = await passwords.hash(password)
     own = principal.session_id if user.id == principal.user_id else None
     await RefreshTokenRepository(session).revoke_other_families(user.id, keep=own, when=utcnow())
 
 
 async def delete(
-    services: Services, session: AsyncSession, principal: Principal, user_id: str
+    session: AsyncSession, principal: Principal, user_id: str, *, invalidation: Invalidation
 ) -> None:
     user = await get(session, principal, user_id)
     if user.role == Role.OWNER:
@@ -286,7 +304,7 @@ async def delete(
     if user.tenant_id is not None:
         await ApiKeyRepository(session, user.tenant_id).revoke_all_of_user(user.id, utcnow())
     await UserRepository(session, PLATFORM).delete(user)
-    services.identity_changed(session)
+    identity_changed(invalidation, session)
     emit(
         session,
         tenant_id=user.tenant_id,

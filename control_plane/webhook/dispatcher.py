@@ -15,65 +15,33 @@ webhooks and tenants are left for later rather than claimed to wait.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import Text, cast
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.auth.totp import SecretBox
 from control_plane.config import Settings
 from control_plane.db import Database
-from control_plane.event.repository import (
-    DeliveryRepository,
-    EventRepository,
-    OutboxRepository,
-    WebhookRepository,
-)
+from control_plane.event.body import event_body
+from control_plane.event.repository import EventRepository, OutboxRepository
 from control_plane.event.service import emit
+from control_plane.event.stream import EventStream
+from control_plane.event.types import EventType
 from control_plane.kit.clock import utcnow
 from control_plane.kit.ids import new_id
 from control_plane.kit.repository import PLATFORM
 from control_plane.models import Event, Webhook, WebhookDelivery
 from control_plane.webhook.in_flight import InFlight
+from control_plane.webhook.repository import DeliveryRepository, WebhookRepository
 from control_plane.webhook.signing import signed_headers
 from control_plane.webhook.transport import Outcome, WebhookClient
 
 log = logging.getLogger(__name__)
-STREAM_MAXLEN = 100_000
-
-
-_XADD_MANY = """
-for i, key in ipairs(KEYS) do
-  local at = 2 + (i - 1) * 3
-  redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], '*',
-             'id', ARGV[at], 'type', ARGV[at + 1], 'body', ARGV[at + 2])
-end
-return #KEYS
-"""
-
-
-def _head(event_id: str, type_: str, tenant_id: str | None, created_at: datetime) -> str:
-    stamp = created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    head = {"id": event_id, "type": type_, "tenant_id": tenant_id, "timestamp": stamp}
-    return json.dumps(head, separators=(",", ":"))[:-1]
-
-
-def _spliced(
-    event_id: str, type_: str, tenant_id: str | None, created_at: datetime, data_json: str
-) -> str:
-    """The event body with its stored ``data`` JSON inserted verbatim."""
-    return f'{_head(event_id, type_, tenant_id, created_at)},"data":{data_json}}}'
-
-
-def event_body(event: Event) -> str:
-    """The JSON every consumer gets: webhook requests and Redis Stream entries alike."""
-    data = json.dumps(event.data, separators=(",", ":"))
-    return _spliced(event.id, event.type, event.tenant_id, event.created_at, data)
 
 
 class Dispatcher:
@@ -89,9 +57,7 @@ class Dispatcher:
         self._db = db
         self._settings = settings
         self._secrets = secrets
-        self._redis = redis
-        self._stream_prefix = f"{settings.redis_namespace}:events"
-        self._xadd_many = redis.register_script(_XADD_MANY) if redis is not None else None
+        self._stream = EventStream(redis, namespace=settings.redis_namespace)
         self._client = client or WebhookClient(
             allowed_hosts=settings.webhook_allowed_hosts,
             timeout_s=settings.webhook_timeout_seconds,
@@ -135,49 +101,16 @@ class Dispatcher:
                 return 0
             events = await EventRepository(session, PLATFORM).all(Event.id.in_(ids))
             tenants = {e.tenant_id for e in events if e.tenant_id}
-            hooks = await WebhookRepository(session, PLATFORM).all(
-                Webhook.tenant_id.in_(tenants), Webhook.enabled.is_(True)
-            )
+            hooks = await WebhookRepository(session, PLATFORM).enabled_of(tenants)
             rows = [_delivery(e, h) for e in events for h in hooks if _wants(h, e)]
             if rows:
-                await DeliveryRepository(session, PLATFORM).insert_new(
-                    rows, unique=["webhook_id", "event_id"]
-                )
+                await DeliveryRepository(session, PLATFORM).add_new(rows)
         return len(ids)
 
     async def stream(self, batch: int = 2000) -> int:
-        """Append new events to ``<namespace>:events:<tenant>`` Redis Streams.
-
-        One Lua call appends the whole batch (far cheaper than a command per event), and
-        the event's JSON is spliced in as stored, not decoded and encoded again. If the
-        commit fails after the append, the batch is appended again: at least once."""
+        """Append new events to their tenant's Redis Stream (``event.stream``)."""
         async with self._db.sessionmaker() as session, session.begin():
-            outbox = OutboxRepository(session)
-            if self._xadd_many is None:
-                await outbox.drop("stream")  # no Redis: nothing to stream to
-                return 0
-            ids = await outbox.claim("stream", batch)
-            if not ids:
-                return 0
-            stmt = (
-                EventRepository(session, PLATFORM)
-                .select(Event.id.in_(ids))
-                .with_only_columns(
-                    Event.id, Event.tenant_id, Event.type, cast(Event.data, Text), Event.created_at
-                )
-                .order_by(Event.id)
-            )
-            rows = (await session.execute(stmt)).all()
-            keys = [f"{self._stream_prefix}:{row[1] or '_platform'}" for row in rows]
-            args: list[str | int] = [STREAM_MAXLEN]
-            for event_id, tenant_id, type_, data_json, created_at in rows:
-                args += [
-                    event_id,
-                    type_,
-                    _spliced(event_id, type_, tenant_id, created_at, data_json),
-                ]
-            await self._xadd_many(keys=keys, args=args)
-        return len(ids)
+            return await self._stream.relay(session, batch)
 
     async def deliver_due(self, batch: int = 50) -> int:
         """Start sending the due deliveries there are free slots for; how many started.
@@ -215,11 +148,7 @@ class Dispatcher:
                     if len(won) == room or not self._in_flight.take(d):
                         continue
                     won.append(d)
-                    if not await deliveries.update_where(
-                        (WebhookDelivery.id == d.id)
-                        & (WebhookDelivery.next_attempt_at == d.next_attempt_at),
-                        next_attempt_at=lease,
-                    ):  # taken by another process meanwhile
+                    if not await deliveries.lease(d, lease):  # taken by another process
                         self._in_flight.done(won.pop())
                 claimed = await self._with_hooks_and_events(session, won)
         except BaseException:
@@ -237,25 +166,18 @@ class Dispatcher:
     ) -> Sequence[WebhookDelivery]:
         """Due deliveries, oldest first, leaving out webhooks and tenants at their cap
         (so a backlog of one receiver does not fill the batch)."""
-        stmt = deliveries.select(
-            WebhookDelivery.status == "pending",
-            WebhookDelivery.next_attempt_at <= now,
-            WebhookDelivery.webhook_id.not_in(self._in_flight.full_webhooks()),
-            WebhookDelivery.tenant_id.not_in(self._in_flight.full_tenants()),
+        return await deliveries.due(
+            now,
+            limit=limit,
+            skip_webhooks=self._in_flight.full_webhooks(),
+            skip_tenants=self._in_flight.full_tenants(),
         )
-        stmt = stmt.order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit)
-        return (await deliveries.session.scalars(stmt)).all()
 
     async def _with_hooks_and_events(
-        self, session: Any, won: list[WebhookDelivery]
+        self, session: AsyncSession, won: list[WebhookDelivery]
     ) -> list[tuple[WebhookDelivery, Webhook, Event]]:
         deliveries = DeliveryRepository(session, PLATFORM)
-        hooks = {
-            h.id: h
-            for h in await WebhookRepository(session, PLATFORM).all(
-                Webhook.id.in_({d.webhook_id for d in won})
-            )
-        }
+        hooks = await WebhookRepository(session, PLATFORM).by_ids({d.webhook_id for d in won})
         events = {
             e.id: e
             for e in await EventRepository(session, PLATFORM).all(
@@ -266,11 +188,7 @@ class Dispatcher:
         for delivery in won:
             hook, event = hooks.get(delivery.webhook_id), events.get(delivery.event_id)
             if hook is None or not hook.enabled or event is None:
-                await deliveries.update_where(
-                    WebhookDelivery.id == delivery.id,
-                    status="failed",
-                    last_error="webhook disabled",
-                )
+                await deliveries.give_up(delivery.id)
                 continue
             claimed.append((delivery, hook, event))
         return claimed
@@ -284,7 +202,9 @@ class Dispatcher:
         headers = signed_headers(secret, event.id, utcnow(), body)
         return await self._client.post(hook.url, body, headers)
 
-    async def _record(self, session: Any, delivery_id: str, hook_id: str, outcome: Outcome) -> None:
+    async def _record(
+        self, session: AsyncSession, delivery_id: str, hook_id: str, outcome: Outcome
+    ) -> None:
         delivery = await DeliveryRepository(session, PLATFORM).get(delivery_id)
         hooks = WebhookRepository(session, PLATFORM)
         if delivery is None:
@@ -295,16 +215,13 @@ class Dispatcher:
         delivery.last_error = outcome.error
         if outcome.ok:
             delivery.status, delivery.delivered_at = "delivered", now
-            await hooks.update_where(Webhook.id == hook_id, consecutive_failures=0)
+            await hooks.succeeded(hook_id)
             return
         if delivery.attempts >= self._settings.webhook_max_attempts:
             delivery.status = "failed"
         else:
             delivery.next_attempt_at = now + timedelta(seconds=self._backoff(delivery.attempts))
-        # counted in SQL: deliveries to one webhook may be recorded at the same time
-        await hooks.update_where(
-            Webhook.id == hook_id, consecutive_failures=Webhook.consecutive_failures + 1
-        )
+        await hooks.failed(hook_id)
         hook = await hooks.get(hook_id)
         if (
             hook is not None
@@ -314,23 +231,17 @@ class Dispatcher:
             await self._disable(session, hook, delivery, now)
 
     async def _disable(
-        self, session: Any, hook: Webhook, delivery: WebhookDelivery, now: datetime
+        self, session: AsyncSession, hook: Webhook, delivery: WebhookDelivery, now: datetime
     ) -> None:
         hook.enabled, hook.disabled_at = False, now
         # what it still had queued will not be sent: say so now, not when it falls due
-        await DeliveryRepository(session, PLATFORM).update_where(
-            (WebhookDelivery.webhook_id == hook.id)
-            & (WebhookDelivery.status == "pending")
-            & (WebhookDelivery.id != delivery.id),
-            status="failed",
-            last_error="webhook disabled",
-        )
+        await DeliveryRepository(session, PLATFORM).give_up_pending_of(hook.id, but=delivery.id)
         if delivery.status == "pending":
             delivery.status = "failed"
         emit(
             session,
             tenant_id=hook.tenant_id,
-            type="webhook.disabled",
+            type=EventType.WEBHOOK_DISABLED,
             data={"webhook_id": hook.id, "url": hook.url, "failures": hook.consecutive_failures},
         )
 

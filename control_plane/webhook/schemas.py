@@ -4,20 +4,20 @@ from datetime import datetime
 
 from pydantic import Field, field_validator
 
-from control_plane.event.service import EVENT_TYPES
+from control_plane.event.types import EventType
 from control_plane.kit.schemas import InputSchema, ReadSchema
 
 
 class WebhookCreate(InputSchema):
     url: str = Field(min_length=8, max_length=2000, description="Public http(s) URL.")
     events: list[str] = Field(
-        min_length=1, max_length=len(EVENT_TYPES) + 1, description="Event types, or ['*']."
+        min_length=1, max_length=len(EventType) + 1, description="Event types, or ['*']."
     )
 
     @field_validator("events")
     @classmethod
     def _known(cls, events: list[str]) -> list[str]:
-        unknown = sorted(set(events) - {*EVENT_TYPES, "*"})
+        unknown = sorted(set(events) - {*EventType, "*"})
         if unknown:
             raise ValueError(f"unknown event types: {', '.join(unknown)}")
         return sorted(set(events))

@@ -6,6 +6,14 @@ has waited ``wait_s``: a partial batch is never held longer than that. Each requ
 checked against the signature on its own before it joins, so one bad request cannot
 fail the others. The prediction itself is awaited (it runs in the tenant's sandboxed
 worker), so nothing tenant-supplied ever runs on the event loop.
+
+Why not Ray's ``@serve.batch``: it keeps one queue per decorated method, so in a replica
+serving many models it gathers one batch across all of them and only then splits it by
+multiplexed model id; under mixed traffic of N models each sub-batch holds about 1/N of
+``max_batch_size`` rows. A queue per model fills each model's batch on its own, and the
+batch goes to the model's sandboxed worker, which Serve does not know about.
+``bench/batching.py`` measures this batcher against ``@serve.batch`` with the same model
+and settings: if Ray's catches up, replace this module with it.
 """
 
 from __future__ import annotations

@@ -9,6 +9,14 @@ even when many requests ask for it at once; when a worker dies, its versions are
 forgotten and load again in its replacement.
 Used by the gateway (shared deployments, served beside its own replicas) and by
 dedicated deployments' replicas.
+
+Why not Ray's model multiplexing (``@serve.multiplexed``): it evicts by a count of
+models per replica, while models here differ in size by orders of magnitude, so this
+cache also evicts by the bytes of their artifacts; and it loads models into the replica's
+own process, while these live in sandboxed per-tenant workers it knows nothing of (a
+dead worker must drop exactly its versions). Each cached model keeps its own batcher
+(see ``batching.py`` and ``bench/batching.py``, which measures it against
+``@serve.batch``); if Ray gains byte budgets and out-of-process models, replace this.
 """
 
 from __future__ import annotations

@@ -104,11 +104,11 @@ def test_the_plan_caps_deployments_and_dedicated_replicas(
         json={"limits": {"api_rps": None}},
     )
     dedicated = _deploy(world, name="big", model_id=served["id"], version=1, mode="dedicated")
-    assert "dedicated replicas" in problem(dedicated, 403, "quota_exceeded")["detail"]
+    assert "dedicated replicas" in problem(dedicated, 403, "plan_limit_reached")["detail"]
     for name in ("one", "two"):
         assert _deploy(world, name=name, model_id=served["id"], version=1).status_code == 202
     third = _deploy(world, name="three", model_id=served["id"], version=1)
-    assert "allows 2 deployments" in problem(third, 403, "quota_exceeded")["detail"]
+    assert "allows 2 deployments" in problem(third, 403, "plan_limit_reached")["detail"]
     one = world.api.get("/api/v1/deployments", world.acme["owner"].token).json()["items"][0]
     assert (
         world.api.delete(f"/api/v1/deployments/{one['id']}", world.acme["owner"].token).status_code
@@ -169,13 +169,13 @@ def test_the_default_deadline_is_30_s_or_the_plans_cap_when_lower(
 def test_the_plan_caps_each_predictions_deadline(world: World, served: dict[str, Any]) -> None:
     api, token = world.api, world.acme["developer"].token
     over = _deploy(world, name="slow", model_id=served["id"], version=1, timeout_ms=10_001)
-    assert "max_prediction_timeout_ms" in problem(over, 403, "quota_exceeded")["detail"]
+    assert "max_prediction_timeout_ms" in problem(over, 403, "plan_limit_reached")["detail"]
     problem(_deploy(world, name="slow", model_id=served["id"], version=1, timeout_ms=5), 422)
     deployment = _deploy(world, name="slow", model_id=served["id"], version=1, timeout_ms=250)
     assert deployment.json()["timeout_ms"] == 250
     url = f"/api/v1/deployments/{deployment.json()['id']}"
     refused = api.patch(url, token, json={"timeout_ms": 20_000})
-    assert "max_prediction_timeout_ms" in problem(refused, 403, "quota_exceeded")["detail"]
+    assert "max_prediction_timeout_ms" in problem(refused, 403, "plan_limit_reached")["detail"]
     assert api.get(url, token).json()["timeout_ms"] == 250
     world.api.call(
         "PUT",
@@ -209,16 +209,16 @@ def test_the_plan_caps_a_dedicated_deployments_cpus_and_gpus(
             autoscaling=scaling,
         )
 
-    cpus = problem(dedicated("cpus", 8, 0, 5), 403, "quota_exceeded")  # pro: 32 CPUs each
+    cpus = problem(dedicated("cpus", 8, 0, 5), 403, "plan_limit_reached")  # pro: 32 CPUs each
     assert "max_cpus_per_deployment is 32" in cpus["detail"] and "asks for 40" in cpus["detail"]
     assert cpus["quota"] == "max_cpus_per_deployment"
-    gpus = problem(dedicated("gpus", 1, 4, 3), 403, "quota_exceeded")  # pro: 8 GPUs each
+    gpus = problem(dedicated("gpus", 1, 4, 3), 403, "plan_limit_reached")  # pro: 8 GPUs each
     assert gpus["quota"] == "max_gpus_per_deployment"
     fits = dedicated("fits", 8, 2, 4)
     assert fits.status_code == 202, fits.text
     url = f"/api/v1/deployments/{fits.json()['id']}"
     grown = api.patch(url, token, json={"autoscaling": {"min_replicas": 1, "max_replicas": 5}})
-    assert problem(grown, 403, "quota_exceeded")["quota"] == "max_cpus_per_deployment"
+    assert problem(grown, 403, "plan_limit_reached")["quota"] == "max_cpus_per_deployment"
     assert api.get(url, token).json()["autoscaling"]["max_replicas"] == 4
     shared = _deploy(
         world, name="shared", model_id=served["id"], version=1, resources={"num_cpus": 64}

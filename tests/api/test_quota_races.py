@@ -174,7 +174,7 @@ def test_parallel_creates_stop_at_max_deployments(world: World, served: dict[str
     responses = _parallel(world.api, calls)
     assert _statuses(responses) == [202] * 3 + [403] * 5, [r.text for r in responses]
     for refused in (r for r in responses if r.status_code == 403):
-        assert "allows 3 deployments" in problem(refused, 403, "quota_exceeded")["detail"]
+        assert "allows 3 deployments" in problem(refused, 403, "plan_limit_reached")["detail"]
     listed = world.api.get("/api/v1/deployments", world.acme["owner"].token).json()["items"]
     assert len(listed) == 3 and _quota(world, "max_deployments") == 3
     gone = world.api.delete(f"/api/v1/deployments/{listed[0]['id']}", token)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cluster.rest import Application, applications_of
 from control_plane.deployment.reconciler import Reconciler
 from control_plane.deployment.render import app_of
 from control_plane.kit.clock import utcnow
@@ -31,7 +32,7 @@ class FakeRay:
     async def apply(self, config: dict[str, Any]) -> None:
         """Taken as it is: the replicas are what each test says."""
 
-    async def applications(self) -> dict[str, Any]:
+    async def applications(self) -> dict[str, Application]:
         apps: dict[str, Any] = {
             name: {
                 "status": "RUNNING",
@@ -42,7 +43,7 @@ class FakeRay:
             for name, states in self.replicas.items()
         }
         apps["atrium-gateway"] = {"status": "RUNNING", "deployments": {}}
-        return apps
+        return applications_of({"applications": apps})
 
 
 class Clock:

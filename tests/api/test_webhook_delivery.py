@@ -396,7 +396,7 @@ def test_webhooks_per_tenant_are_limited_by_the_plan(world: World) -> None:
         "/api/v1/webhooks", acme, json={"url": "https://hooks.example.com/6", "events": ["*"]}
     )
     assert refused.status_code == 403, refused.text
-    assert refused.json()["code"] == "quota_exceeded"
+    assert refused.json()["code"] == "plan_limit_reached"
     assert "max_webhooks" in refused.json()["detail"]
     _hook(api, globex, "https://hooks.example.com/g")  # another tenant's count is its own
     assert api.delete(f"/api/v1/webhooks/{hooks[0]['id']}", acme).status_code == 204

@@ -38,13 +38,25 @@ def test_db_upgrade_admin_create_and_key_rotation(tmp_path: Path) -> None:
     short = _run(home, "admin", "create", "--email", "x@example.com", "--password", "short")
     assert short.returncode == 2 and "12 characters" in short.stderr
 
+    assert _run(home, "keys", "rotate").returncode == 0  # the first key of a new home
     before = json.loads((home / "keys" / "keys.json").read_text())
-    assert [e["retired_at"] for e in before] == [None]  # generated on first start
+    assert [e["retired_at"] for e in before] == [None]
     rotated = _run(home, "keys", "rotate")
     assert rotated.returncode == 0 and "verify for" in rotated.stderr
     manifest = json.loads((home / "keys" / "keys.json").read_text())
     assert manifest[0]["kid"] == before[0]["kid"]
     assert [e["retired_at"] is None for e in manifest] == [False, True]
+
+
+def test_admin_create_builds_no_platform(tmp_path: Path) -> None:
+    """A database and a password hasher only: no signing keys, Ray token or other secrets."""
+    home = tmp_path / "home"
+    args = ("admin", "create", "--email", "ops@example.com", "--password", "a long enough secret")
+    created = _run(home, *args)
+    assert created.returncode == 0 and "created" in created.stderr
+    assert not (home / "keys").exists()
+    assert not (home / "ray.token").exists()
+    assert sorted(p.name for p in home.iterdir()) == ["atrium.db"]
 
 
 def test_production_refuses_insecure_settings_by_name(tmp_path: Path) -> None:
@@ -62,7 +74,7 @@ def test_rotate_master_rewraps_data_keys_and_blobs_still_read(tmp_path: Path) ->
     from control_plane.kit.clock import utcnow
     from control_plane.kit.repository import PLATFORM
     from control_plane.models import Tenant
-    from control_plane.tenant.repository import TenantRepo
+    from control_plane.tenant.repository import TenantRepository
 
     home = tmp_path / "home"
     assert _run(home, "db", "upgrade").returncode == 0
@@ -73,7 +85,7 @@ def test_rotate_master_rewraps_data_keys_and_blobs_still_read(tmp_path: Path) ->
         db = Database(url)
         try:
             async with db.sessionmaker() as session, session.begin():
-                repo = TenantRepo(session, PLATFORM)
+                repo = TenantRepository(session, PLATFORM)
                 if await repo.get("ten_x") is None:
                     repo.add(Tenant(id="ten_x", name="X", slug="xxx", created_at=utcnow()))
             return await DataKeys(db, master_key_text(settings)).for_tenant("ten_x")

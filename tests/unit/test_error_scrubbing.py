@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from control_plane.deployment.reconciler import GATEWAY_FAILING, _status
+from cluster.rest import Application, applications_of
+from control_plane.deployment.reconciler import GATEWAY_FAILING, Observed, Seen, _status
 from control_plane.kit.slots import FairSlots
 from control_plane.model.validation import Validator
 from control_plane.models import ModelVersion
@@ -17,12 +18,13 @@ from tests.support import make_settings
 TRACE = 'File "/opt/atrium/.venv/lib/python3.11/site-packages/ray/serve/x.py", line 3'
 
 
-def _app(status: str, message: str = "", **deployments: str) -> dict[str, Any]:
-    return {
+def _app(status: str, message: str = "", **deployments: str) -> Application:
+    raw = {
         "status": status,
         "message": message,
         "deployments": {name: {"message": text} for name, text in deployments.items()},
     }
+    return applications_of({"applications": {"app": raw}})["app"]
 
 
 def test_a_failing_gateway_tells_shared_deployments_nothing_of_other_tenants() -> None:
@@ -32,23 +34,26 @@ def test_a_failing_gateway_tells_shared_deployments_nothing_of_other_tenants() -
         Gateway=f"Traceback: {TRACE}",
     )
     for own in (False, True):
-        assert _status(_app("RUNNING"), gateway, own=own) == ("failed", GATEWAY_FAILING)
+        assert _status(_app("RUNNING"), gateway, own=own) == Observed(Seen.FAILED, GATEWAY_FAILING)
 
 
 def test_a_dedicated_deployment_reads_its_own_error_without_paths() -> None:
     app = _app("DEPLOY_FAILED", "", ModelServer=f"loading failed: {TRACE}")
-    status, error = _status(app, _app("RUNNING"), own=True)
-    assert status == "failed"
+    observed = _status(app, _app("RUNNING"), own=True)
+    status, error = observed.status, observed.error
+    assert status is Seen.FAILED
     assert error is not None and "loading failed" in error
     assert "/opt/atrium" not in error
 
 
 def test_the_status_otherwise_follows_the_applications() -> None:
     running = _app("RUNNING")
-    assert _status({}, running, own=False) == ("ready", None)
-    assert _status(running, running, own=True) == ("ready", None)
-    assert _status(_app("DEPLOYING"), running, own=True) == ("pending", None)
-    assert _status({}, _app("DEPLOYING"), own=False) == ("pending", None)
+    absent = Application()
+    assert _status(absent, running, own=False) == Observed(Seen.READY)
+    assert _status(running, running, own=True) == Observed(Seen.READY)
+    assert _status(_app("DEPLOYING"), running, own=True) == Observed(Seen.PENDING)
+    assert _status(absent, _app("DEPLOYING"), own=False) == Observed(Seen.PENDING)
+    assert _status(_app("SOMETHING_NEW"), running, own=True) == Observed(Seen.PENDING)
 
 
 class _Unreadable:

@@ -10,16 +10,23 @@ from fastapi.routing import APIRoute
 
 from control_plane.app import ROUTERS, create_app
 from control_plane.auth.permissions import ROLE_ACTIONS, SCOPE_ACTIONS, Action, Role
+from control_plane.deps import Authorize, Internal, Public
 from tests.support import make_settings
 
 MISSING = object()
 
 
 def _declared(dependant: Dependant) -> list[Any]:
-    found = []
-    call = dependant.call
-    if call is not None and hasattr(call, "required_action"):
-        found.append(call.required_action)
+    """The typed permission objects a route depends on: the action of an ``Authorize``,
+    None for ``Public``, "internal" for ``Internal``."""
+    found: list[Any] = []
+    match dependant.call:
+        case Authorize(action=action):
+            found.append(action)
+        case Public():
+            found.append(None)
+        case Internal():
+            found.append("internal")
     for sub in dependant.dependencies:
         found.extend(_declared(sub))
     return found

@@ -58,7 +58,10 @@ def models_create(
     url: str = URL,
     key: str = KEY,
 ) -> None:
-    """Register a model."""
+    """Register a model.
+
+    Example: atrium models create churn --framework sklearn
+    """
     body = {"name": name, "framework": framework, "description": description}
     try:
         model = _client(url, key).call("POST", "/api/v1/models", json=body)
@@ -69,7 +72,10 @@ def models_create(
 
 @models_app.command("list")
 def models_list(url: str = URL, key: str = KEY) -> None:
-    """The tenant's models with their latest version and aliases."""
+    """The tenant's models with their latest version and aliases.
+
+    Example: atrium models list
+    """
     try:
         page = _client(url, key).call("GET", "/api/v1/models", params={"limit": 200})
     except ApiError as exc:
@@ -94,8 +100,13 @@ def models_upload(
     url: str = URL,
     key: str = KEY,
 ) -> None:
-    """Upload a model file as the next version (with a progress bar), then wait until it
-    is validated: exit 0 when ready, 1 with the loader's message when rejected."""
+    """Upload a model file as the next version, then wait until it is validated.
+
+    Shows a progress bar; exits 0 when the version is ready, 1 with the loader's message
+    when it is rejected.
+
+    Example: atrium models upload churn model.onnx --format onnx --tag team=risk
+    """
     fields = {"format": fmt}
     if signature:
         fields["signature"] = Path(signature[1:]).read_text() if signature[0] == "@" else signature
@@ -119,7 +130,10 @@ def models_upload(
 def models_versions(
     model: str = typer.Argument(..., help="Model name or id."), url: str = URL, key: str = KEY
 ) -> None:
-    """A model's versions: status, format, aliases and any error."""
+    """A model's versions: status, format, aliases and any error.
+
+    Example: atrium models versions churn
+    """
     client = _client(url, key)
     try:
         found = client.find_model(model)
@@ -147,7 +161,10 @@ def models_alias(
     url: str = URL,
     key: str = KEY,
 ) -> None:
-    """Point an alias at a ready version."""
+    """Point an alias at a ready version.
+
+    Example: atrium models alias churn champion 3
+    """
     client = _client(url, key)
     try:
         found = client.find_model(model)
@@ -167,7 +184,10 @@ def datasets_upload(
     url: str = URL,
     key: str = KEY,
 ) -> None:
-    """Upload a CSV or Parquet table (with a progress bar)."""
+    """Upload a CSV or Parquet table (with a progress bar).
+
+    Example: atrium datasets upload events.parquet --name events
+    """
     fields = {"name": name, **({"format": fmt} if fmt else {})}
     try:
         dataset = _upload(_client(url, key), "/api/v1/datasets", Upload(file, fields))
@@ -181,7 +201,10 @@ def datasets_upload(
 
 @datasets_app.command("list")
 def datasets_list(url: str = URL, key: str = KEY) -> None:
-    """The tenant's datasets."""
+    """The tenant's datasets.
+
+    Example: atrium datasets list
+    """
     try:
         page = _client(url, key).call("GET", "/api/v1/datasets", params={"limit": 200})
     except ApiError as exc:
