@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.models import MAKERS
 from serve_apps.runtime import FORMATS, load_model
+from serve_apps.runtime.samples import MAKERS
 
 BATCH = np.random.default_rng(0).normal(size=(256, 4)).astype(np.float32)
 SECONDS = 1.0

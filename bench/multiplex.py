@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.models import X, onnx
 from bench.serving_common import running
+from serve_apps.runtime.samples import X, onnx
 
 
 async def _traffic(

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 
 from bench.loadgen import Result, load
-from bench.models import MATRIX, X, sklearn
 from bench.serving_common import baseline, line, running
+from serve_apps.runtime.samples import MATRIX, X, sklearn
 
 ROW = json.dumps(
     {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": X[0].tolist()}]}

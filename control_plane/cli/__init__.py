@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import typer
 
-from control_plane.cli import admin, audit, billing, db, keys, registry, server, webhooks
+from control_plane.cli import (
+    admin,
+    audit,
+    billing,
+    db,
+    keys,
+    registry,
+    samples,
+    server,
+    webhooks,
+)
 
 app = typer.Typer(help="Atrium: a multi-tenant ML platform on Ray.", no_args_is_help=True)
 app.command()(server.up)
 app.command()(server.api)
+app.command()(samples.samples)
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(keys.app, name="keys")

@@ -126,3 +126,14 @@ def test_up_names_a_port_that_is_already_taken(tmp_path: Path) -> None:
     assert f"port {port} (ATRIUM_API_PORT) is already in use" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "home" / "ray.token").exists()  # nothing was started
+
+
+def test_samples_writes_a_model_of_every_format_and_a_dataset(tmp_path: Path) -> None:
+    done = _run(tmp_path / "home", "samples", str(tmp_path / "s"))
+    assert done.returncode == 0, done.stderr
+    for fmt in ("sklearn-skops", "xgboost", "torchscript", "torch-export", "onnx", "keras"):
+        assert any((tmp_path / "s" / fmt).iterdir()), fmt
+    assert (tmp_path / "s" / "tf-savedmodel" / "model.zip").exists()
+    assert (tmp_path / "s" / "customers.csv").read_text().count("\n") == 9
+    refused = _run(tmp_path / "home", "samples", str(tmp_path / "t"), "--format", "caffe")
+    assert refused.returncode == 2 and "unknown format(s): caffe" in refused.stderr

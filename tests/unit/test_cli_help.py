@@ -22,7 +22,7 @@ def _commands(group: Any, path: tuple[str, ...] = ()) -> list[tuple[str, str]]:
 
 def test_every_command_has_a_one_line_summary_and_an_example() -> None:
     commands = _commands(typer.main.get_command(app))
-    assert len(commands) == 16
+    assert len(commands) == 17
     for name, text in commands:
         summary = text.split("\n\n")[0].strip()
         assert summary and "\n" not in summary, name

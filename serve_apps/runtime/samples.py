@@ -1,8 +1,10 @@
-"""Tiny models of every format for the benchmarks, trained and saved on the spot (nothing
-is downloaded); the tests keep their own copy in ``tests/models.py``.
+"""Tiny sample models of every format, trained and saved on the spot (nothing is
+downloaded): what ``atrium samples DIR`` writes for a first session, and what the tests
+and benchmarks serve.
 
-Each maker writes the artifact under ``directory`` and returns (path, signature or
-None when the format carries its own, a direct predict function for comparison).
+Each maker writes the artifact under ``directory`` and returns (path, signature or None
+when the format carries its own, a direct predict function for comparison). ONNX needs
+the ``onnx`` package, torch and TensorFlow the ``ml`` extra (as serving those formats does).
 """
 
 from __future__ import annotations
@@ -151,3 +153,51 @@ MAKERS: dict[str, Callable[[Path], Made]] = {
     "keras": keras,
     "tf-savedmodel": savedmodel,
 }
+
+
+CUSTOMERS_CSV = """customer_id,age,tenure_months,monthly_spend,churned
+1,34,12,49.9,0
+2,51,48,89.0,0
+3,23,2,19.9,1
+4,45,30,59.5,0
+5,29,5,29.9,1
+6,62,70,99.0,0
+7,38,18,39.9,0
+8,27,3,24.5,1
+"""
+
+
+def broken_onnx(directory: Path) -> Path:
+    """An ONNX graph that loads but fails at run time (a Reshape no input can satisfy)."""
+    from onnx import TensorProto, helper, save
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        "broken",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", FEATURES])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[helper.make_tensor("shape", TensorProto.INT64, [1], [7])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = directory / "broken.onnx"
+    save(model, str(path))
+    return path
+
+
+def write_samples(directory: Path, formats: list[str] | None = None) -> list[tuple[str, Path]]:
+    """One tiny model per format (a folder each), the signature the formats without one
+    may be given, a broken ONNX file and a small CSV dataset; returns what was written."""
+    written = []
+    for fmt, make in MAKERS.items():
+        if formats is not None and fmt not in formats:
+            continue
+        folder = directory / fmt
+        folder.mkdir(parents=True, exist_ok=True)
+        written.append((fmt, make(folder)[0]))
+    (directory / "signature.json").write_text(MATRIX.model_dump_json())
+    written.append(("signature", directory / "signature.json"))
+    written.append(("broken onnx", broken_onnx(directory)))
+    (directory / "customers.csv").write_text(CUSTOMERS_CSV)
+    written.append(("dataset", directory / "customers.csv"))
+    return written
