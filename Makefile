@@ -14,7 +14,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-ml: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[ml]'
+	@echo "Installing Atrium with every model framework into $(VENV): PyTorch (CPU build),"
+	@echo "TensorFlow, XGBoost, ONNX Runtime, scikit-learn and Ray: about 3 GB on disk, a few"
+	@echo "minutes on a good connection, once. Progress follows."
+	$(BIN)/pip install --progress-bar on -e '.[ml]'
 	touch $@ $(VENV)/.installed
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python

@@ -1,6 +1,7 @@
 """A running `atrium up` with one tenant and an unthrottled inference key, for the
 serving benchmarks: the platform as a user runs it (a real process with its own Ray
-head), reached only over HTTP. The tests keep their own copy in ``tests/integration``."""
+head), reached only over HTTP. The integration tests use the same harness
+(``tests/integration/platform.py``)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from control_plane import health
+from control_plane import health, openapi
 from control_plane.api_key.endpoints import router as api_key_router
 from control_plane.audit.endpoints import router as audit_router
 from control_plane.auth.endpoints import router as auth_router
@@ -89,4 +89,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     for router in ROUTERS:
         app.include_router(router)
+    openapi.install(app, ROUTERS)
     return app

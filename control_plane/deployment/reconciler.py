@@ -225,6 +225,14 @@ def _apply_status(session: AsyncSession, deployment: Deployment, observed: Obser
     previous = deployment.status
     deployment.status, deployment.error = status, error
     if status in ("ready", "failed") and previous != status:
+        log.info(
+            "deployment %s (tenant %s, %s) is %s%s",
+            deployment.name,
+            deployment.tenant_id,
+            deployment.id,
+            status,
+            f": {error}" if error else "",
+        )
         emit(
             session,
             tenant_id=deployment.tenant_id,

@@ -156,7 +156,15 @@ class Validator:
                         "error": result.error,
                     },
                 )
-        log.info("model version %s is %s", version.id, status)
+        log.info(
+            "model version %s (tenant %s, model %s, v%d) %s%s",
+            version.id,
+            version.tenant_id,
+            version.model_id,
+            version.version,
+            "validated: ready" if result.ok else "rejected: ",
+            "" if result.ok else result.error,
+        )
         if not result.ok:  # a failed version keeps its row (and error), not its blob
             await purge(self._db, self._artifacts, version.tenant_id, [version.sha256])
 

@@ -33,6 +33,10 @@ _SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
 _TEREDO = ipaddress.IPv6Network("2001::/32")
 
 
+# an operator testing with a local receiver needs to know the switch exists
+_ALLOW_HINT = " (an operator may allow a host with ATRIUM_WEBHOOK_ALLOWED_HOSTS)"
+
+
 def _refused(detail: str) -> ValidationFailed:
     return ValidationFailed(f"webhook url refused: {detail}", extra={"field": "url"})
 
@@ -117,7 +121,7 @@ def parse_target(url: str, allowed_hosts: Iterable[str]) -> Target:
     if not _allowed(host, allowed_hosts) and (
         host.endswith(_CLUSTER_SUFFIXES) or ("." not in host and ":" not in host)
     ):
-        raise _refused(f"{host} is an internal name")
+        raise _refused(f"{host} is an internal name{_ALLOW_HINT}")
     return Target(host, port)
 
 
@@ -139,7 +143,7 @@ async def vetted_addresses(
         raise _refused(f"{host} does not resolve")
     bad = sorted({a for a in addresses if not is_public(a)})
     if bad:
-        raise _refused(f"{host} resolves to non-public addresses {', '.join(bad)}")
+        raise _refused(f"{host} resolves to non-public addresses {', '.join(bad)}{_ALLOW_HINT}")
     return addresses
 
 

@@ -321,7 +321,10 @@ class WorkerPool:
         worker = await self._take_spare(tenant_id) or await self._launch(tenant_id)
         self._workers[tenant_id] = worker
         self._ensure_reaper()
-        if self._settings.spares:
+        if self._settings.spares and len(self._starting) <= 1:
+            # replaced at once only when no other tenant is waiting for a worker: in a
+            # burst of new tenants a spare's imports would slow their starts; the next
+            # health check (every few seconds) tops the spares up instead
             self.prewarm()
         return worker
 

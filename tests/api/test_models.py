@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import pytest
@@ -144,7 +145,10 @@ def test_stored_bytes_show_in_the_storage_quota(world: World, tmp_path: Path) ->
     assert quotas["storage_gb"]["used"] == pytest.approx(path.stat().st_size / 1e9)
 
 
-def test_registry_changes_are_events(world: World, tmp_path: Path) -> None:
+def test_registry_changes_are_events(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="control_plane.model.validation")
     api, token = world.api, world.acme["owner"].token
     model = new_model(api, token)
     upload(api, token, model["id"], onnx(tmp_path)[0], "onnx", wait=True)
@@ -157,6 +161,9 @@ def test_registry_changes_are_events(world: World, tmp_path: Path) -> None:
         ("model_version.ready", 1),
         ("model_version.failed", 2),
     ]
+    logged = [r.getMessage() for r in caplog.records if r.name == "control_plane.model.validation"]
+    assert any("v1) validated: ready" in line for line in logged), logged
+    assert any("v2) rejected: " in line for line in logged), logged
 
 
 @pytest.mark.parametrize("fmt", ["xgboost", "sklearn-skops"])
