@@ -4,6 +4,7 @@ below a live cluster: the reconciler reads a stand-in for Ray's REST adapter."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -190,3 +191,17 @@ def test_over_its_monthly_cpu_hours_a_tenant_cannot_add_dedicated_capacity(
         if e["type"] == "quota.threshold" and e["data"]["quota"] == "monthly_cpu_hours"
     ]
     assert sorted(crossed) == [80, 100]
+
+
+def test_a_deployment_becoming_ready_is_one_log_line(
+    world: World, dedicated: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="control_plane.deployment.reconciler")
+    cluster = Cluster(world.api, FakeRay(), Clock(START), tmp_path)
+    _run(cluster, _app(dedicated), [(0, 1), (30, 1)])
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "control_plane.deployment.reconciler" and dedicated["id"] in r.getMessage()
+    ]
+    assert len(lines) == 1 and lines[0].endswith("is ready"), lines
