@@ -8,12 +8,9 @@ from fastapi import APIRouter, Depends, Query, Response
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
 from control_plane.billing import service
-from control_plane.deps import Authorize, SessionDep
+from control_plane.deps import SIGNED_IN, Authorize, SessionDep
 from control_plane.errors import (
-    Forbidden,
     NotFound,
-    RateLimited,
-    Unauthorized,
     ValidationFailed,
     responses,
 )
@@ -24,7 +21,7 @@ from control_plane.tenant.service import scope_of
 router = APIRouter(
     prefix="/api/v1/invoices",
     tags=["billing"],
-    responses=responses(Unauthorized, Forbidden, RateLimited, ValidationFailed),
+    responses=responses(*SIGNED_IN, ValidationFailed),
 )
 Reader = Annotated[Principal, Depends(Authorize(Action.BILLING_READ))]
 

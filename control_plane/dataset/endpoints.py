@@ -10,6 +10,7 @@ from control_plane.dataset import service
 from control_plane.dataset.schemas import DatasetRead
 from control_plane.dataset.service import TableReader
 from control_plane.deps import (
+    SIGNED_IN,
     ArtifactsDep,
     Authorize,
     DatabaseDep,
@@ -23,13 +24,10 @@ from control_plane.deps import (
 from control_plane.errors import (
     BadRequest,
     Conflict,
-    Forbidden,
     NotFound,
     PayloadTooLarge,
-    RateLimited,
     SandboxUnavailable,
     StorageQuotaExceeded,
-    Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
     responses,
@@ -40,7 +38,7 @@ from control_plane.kit.uploads import upload_form
 router = APIRouter(
     prefix="/api/v1/datasets",
     tags=["datasets"],
-    responses=responses(Unauthorized, Forbidden, RateLimited, ValidationFailed),
+    responses=responses(*SIGNED_IN, ValidationFailed),
 )
 # datasets feed models: the model scopes cover them; they belong to tenants
 Reader = Annotated[Principal, Depends(Authorize(Action.MODELS_READ, "tenant_member"))]

@@ -9,6 +9,7 @@ from control_plane.auth.principal import Principal
 from control_plane.deployment import service
 from control_plane.deployment.schemas import DeploymentCreate, DeploymentRead, DeploymentUpdate
 from control_plane.deps import (
+    SIGNED_IN,
     Authorize,
     ClusterDep,
     DatabaseDep,
@@ -26,7 +27,6 @@ from control_plane.errors import (
     PlanLimitExceeded,
     QuotaExceeded,
     RateLimited,
-    Unauthorized,
     ValidationFailed,
     responses,
 )
@@ -35,7 +35,7 @@ from control_plane.kit.pagination import Page, PageDep
 router = APIRouter(
     prefix="/api/v1/deployments",
     tags=["deployments"],
-    responses=responses(Unauthorized, Forbidden, RateLimited, ValidationFailed),
+    responses=responses(*SIGNED_IN, ValidationFailed),
 )
 # deployments serve models: the model scopes cover them; they belong to tenants
 Reader = Annotated[Principal, Depends(Authorize(Action.MODELS_READ, "tenant_member"))]

@@ -7,11 +7,8 @@ from fastapi import APIRouter, Depends, Query
 
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
-from control_plane.deps import Authorize, SessionDep
+from control_plane.deps import SIGNED_IN, Authorize, SessionDep
 from control_plane.errors import (
-    Forbidden,
-    RateLimited,
-    Unauthorized,
     ValidationFailed,
     responses,
 )
@@ -23,7 +20,7 @@ from control_plane.tenant.service import scope_of
 router = APIRouter(
     prefix="/api/v1/events",
     tags=["events"],
-    responses=responses(Unauthorized, Forbidden, RateLimited, ValidationFailed),
+    responses=responses(*SIGNED_IN, ValidationFailed),
 )
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
 from control_plane.deps import (
+    SIGNED_IN,
     ArtifactsDep,
     Authorize,
     DatabaseDep,
@@ -21,14 +22,11 @@ from control_plane.deps import (
 from control_plane.errors import (
     BadRequest,
     Conflict,
-    Forbidden,
     ModelRejected,
     NotFound,
     PayloadTooLarge,
-    RateLimited,
     SandboxUnavailable,
     StorageQuotaExceeded,
-    Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
     responses,
@@ -49,7 +47,7 @@ from control_plane.model.schemas import (
 router = APIRouter(
     prefix="/api/v1/models",
     tags=["models"],
-    responses=responses(Unauthorized, Forbidden, RateLimited, ValidationFailed),
+    responses=responses(*SIGNED_IN, ValidationFailed),
 )
 # models belong to tenants: platform admins are refused (403)
 Reader = Annotated[Principal, Depends(Authorize(Action.MODELS_READ, "tenant_member"))]

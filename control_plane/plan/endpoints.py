@@ -6,12 +6,9 @@ from fastapi import APIRouter, Depends
 
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
-from control_plane.deps import Authorize, CatalogDep, InvalidationDep, SessionDep
+from control_plane.deps import SIGNED_IN, Authorize, CatalogDep, InvalidationDep, SessionDep
 from control_plane.errors import (
-    Forbidden,
     NotFound,
-    RateLimited,
-    Unauthorized,
     ValidationFailed,
     responses,
 )
@@ -23,7 +20,7 @@ from control_plane.tenant.schemas import TenantRead
 router = APIRouter(
     prefix="/api/v1",
     tags=["plans"],
-    responses=responses(Unauthorized, Forbidden, RateLimited, ValidationFailed),
+    responses=responses(*SIGNED_IN, ValidationFailed),
 )
 Admin = Annotated[Principal, Depends(Authorize(Action.TENANTS_ADMIN))]
 

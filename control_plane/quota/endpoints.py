@@ -8,13 +8,13 @@ from pydantic import BaseModel
 
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
-from control_plane.deps import Authorize, QuotasDep, member
-from control_plane.errors import Forbidden, RateLimited, Unauthorized, ValidationFailed, responses
+from control_plane.deps import SIGNED_IN, Authorize, QuotasDep, member
+from control_plane.errors import ValidationFailed, responses
 
 router = APIRouter(
     prefix="/api/v1/quotas",
     tags=["usage"],
-    responses=responses(Unauthorized, Forbidden, RateLimited, ValidationFailed),
+    responses=responses(*SIGNED_IN, ValidationFailed),
 )
 
 

@@ -9,8 +9,8 @@ from pydantic import AwareDatetime, BaseModel
 
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
-from control_plane.deps import Authorize, SessionDep, member
-from control_plane.errors import Forbidden, RateLimited, Unauthorized, ValidationFailed, responses
+from control_plane.deps import SIGNED_IN, Authorize, SessionDep, member
+from control_plane.errors import ValidationFailed, responses
 from control_plane.kit.clock import utcnow
 from control_plane.quota.periods import month_start
 from control_plane.usage.repository import UsageRepository
@@ -18,7 +18,7 @@ from control_plane.usage.repository import UsageRepository
 router = APIRouter(
     prefix="/api/v1/usage",
     tags=["usage"],
-    responses=responses(Unauthorized, Forbidden, RateLimited, ValidationFailed),
+    responses=responses(*SIGNED_IN, ValidationFailed),
 )
 Granularity = Literal["hour", "day", "month"]
 _MAX_SPAN = timedelta(days=400)

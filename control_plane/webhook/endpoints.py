@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, status
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
 from control_plane.deps import (
+    SIGNED_IN,
     Authorize,
     NoStore,
     QuotasDep,
@@ -19,8 +20,6 @@ from control_plane.errors import (
     Forbidden,
     NotFound,
     PlanLimitExceeded,
-    RateLimited,
-    Unauthorized,
     ValidationFailed,
     responses,
 )
@@ -31,7 +30,7 @@ from control_plane.webhook.schemas import DeliveryRead, WebhookCreate, WebhookCr
 router = APIRouter(
     prefix="/api/v1/webhooks",
     tags=["webhooks"],
-    responses=responses(Unauthorized, Forbidden, RateLimited, ValidationFailed),
+    responses=responses(*SIGNED_IN, ValidationFailed),
 )
 Manager = Annotated[Principal, Depends(Authorize(Action.WEBHOOKS_WRITE, "tenant_member"))]
 
