@@ -64,8 +64,8 @@ class Platform:
             ATRIUM_ARGON2_PARALLELISM="1",
             ATRIUM_RECONCILE_SECONDS="1",
             ATRIUM_PROBE_POLL_SECONDS="0.5",
-            **self.extra_env,
         )
+        env.update(self.extra_env)  # the caller's settings win
         return env
 
     def start(self, timeout_s: float = 180) -> None:

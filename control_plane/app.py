@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from control_plane import health, openapi
 from control_plane.api_key.endpoints import router as api_key_router
@@ -75,7 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await services.stop()
 
-    app = FastAPI(
+    # /docs (Swagger UI 5) and /redoc load their JS and CSS from the installed package,
+    # under /static-offline-docs, so they render with no internet access
+    app = FastAPIOffline(
         title="Atrium",
         version="0.1.0",
         description="Multi-tenant ML platform: identity, tenants, models, serving, jobs, plugins.",
