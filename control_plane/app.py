@@ -19,6 +19,10 @@ from control_plane.config import Settings
 from control_plane.dataset.endpoints import router as dataset_router
 from control_plane.deployment.endpoints import router as deployment_router
 from control_plane.event.endpoints import router as event_router
+from control_plane.job.dashboard import router as dashboard_router
+from control_plane.job.endpoints import cluster as cluster_router
+from control_plane.job.endpoints import jobs as job_router
+from control_plane.job.ray_api import router as ray_api_router
 from control_plane.kit import problems
 from control_plane.kit.body_limit import BodyLimitMiddleware
 from control_plane.kit.forwarded import ClientAddressMiddleware
@@ -50,6 +54,10 @@ ROUTERS: tuple[APIRouter, ...] = (
     model_router,
     dataset_router,
     deployment_router,
+    job_router,
+    cluster_router,
+    ray_api_router,
+    dashboard_router,
     internal_router,
 )
 

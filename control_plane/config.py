@@ -188,6 +188,20 @@ class Settings(BaseSettings):
         "optimized mode (RAY_SERVE_ENABLE_HA_PROXY, RAY_SERVE_THROUGHPUT_OPTIMIZED).",
     )
     reconcile_seconds: float = Field(2.0, gt=0, description="Reconciler period.")
+    cluster_memory_mb_per_cpu: int = Field(
+        2048,
+        ge=256,
+        description="Memory of a tenant's own Ray cluster per CPU its plan gives it (a real cap).",
+    )
+    cluster_start_timeout_seconds: float = Field(
+        90, gt=0, description="How long a tenant's Ray cluster may take to start."
+    )
+    job_poll_seconds: float = Field(
+        2.0, gt=0, description="How often Ray jobs' statuses are read into the jobs table."
+    )
+    ray_proxy_timeout_seconds: float = Field(
+        60, gt=0, description="A call proxied to a tenant's Ray cluster (Jobs API, dashboard)."
+    )
     gateway_replicas: int = Field(
         1, ge=1, description="Inference gateway replicas (they also serve shared deployments)."
     )

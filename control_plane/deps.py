@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request, Response
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from cluster.rest import RayRest
 from cluster.sandbox import Sandbox
@@ -55,7 +56,8 @@ from control_plane.usage.recorder import UsageRecorder
 from control_plane.webhook.dispatcher import Dispatcher
 
 
-def get_services(request: Request) -> Services:
+def get_services(request: HTTPConnection) -> Services:
+    """The platform's parts, for an HTTP request or a WebSocket."""
     services: Services = request.app.state.services
     return services
 

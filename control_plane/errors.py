@@ -111,6 +111,18 @@ class Conflict(AtriumError):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class IdempotencyInFlight(Conflict):
+    """The first request with this ``Idempotency-Key`` is still running: retry shortly."""
+
+    code, title = "idempotency_in_flight", "Request with this Idempotency-Key in progress"
+
+
+class IdempotencyConflict(ValidationFailed):
+    """This ``Idempotency-Key`` was first sent with another request (route or body)."""
+
+    code, title = "idempotency_conflict", "Idempotency-Key reused for another request"
+
+
 class MethodNotAllowed(AtriumError):
     status, code, title = 405, "method_not_allowed", "Method not allowed"
 

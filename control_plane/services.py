@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from cluster.rest import RayRest
 from cluster.sandbox import INSTALL_HINT, Sandbox, default_sandbox
+from cluster.tenant_local import LocalClusters
 from cluster.token import ray_token
 from control_plane.artifact.keys import DataKeys, master_key_text
 from control_plane.artifact.store import ArtifactStore, filesystem
@@ -26,6 +27,8 @@ from control_plane.config import Settings
 from control_plane.db import Database
 from control_plane.deployment.reconciler import Reconciler
 from control_plane.deployment.secrets import serve_secrets_file
+from control_plane.job.clusters import TenantClusterService
+from control_plane.job.passes import Passes
 from control_plane.kit.counters import CounterStore, LocalCounters, RedisCounters
 from control_plane.kit.invalidation import Invalidation
 from control_plane.kit.redis import connect
@@ -72,6 +75,8 @@ class Services:
     probe_slots: FairSlots
     cluster: RayRest
     reconciler: Reconciler
+    clusters: TenantClusterService
+    dashboard_passes: Passes
     internal_token: str
     redis: Redis | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -89,7 +94,8 @@ class Services:
         catalog = load_catalog(settings.plans_file)
         usage = UsageRecorder(db)
         quotas = _quotas(settings, db, redis, catalog=catalog, usage=usage)
-        box = SecretBox(_secret_key(settings))
+        secret_key = _secret_key(settings)
+        box = SecretBox(secret_key)
         artifacts = _artifacts(settings)
         data_keys = DataKeys(db, master_key_text(settings))
         cluster = RayRest(
@@ -100,6 +106,13 @@ class Services:
             invalidation.subscribe(listener)
         sandbox = _sandbox(settings)
         slots = FairSlots(settings.probe_concurrency, settings.probe_per_tenant)
+        clusters = TenantClusterService(
+            backend=LocalClusters(sandbox, start_timeout_s=settings.cluster_start_timeout_seconds),
+            quotas=quotas,
+            db=db,
+            settings=settings,
+            meter=ReplicaMeter(quotas, source="cluster", dimension="cluster"),
+        )
         validator = Validator(
             db=db,
             artifacts=artifacts,
@@ -131,6 +144,8 @@ class Services:
             probe_slots=slots,
             cluster=cluster,
             reconciler=reconciler,
+            clusters=clusters,
+            dashboard_passes=Passes(secret_key),
             internal_token=internal_token,
             redis=redis,
         )
@@ -153,6 +168,7 @@ class Services:
                 name="billing",
             ),
             asyncio.create_task(self.validator.run_forever(), name="model-validation"),
+            asyncio.create_task(self.clusters.run_forever(), name="tenant-clusters"),
         ]
         if self.cluster.configured:
             self._tasks.append(
@@ -169,7 +185,7 @@ class Services:
             for task in stuck:
                 log.warning("background task %s did not stop in time", task.get_name())
         steps = [self.authenticator.flush_key_usage, self.usage.flush, self.dispatcher.close]
-        steps += [self.cluster.close]
+        steps += [self.cluster.close, self.clusters.close]
         if self.redis is not None:
             steps.append(self.redis.aclose)
         steps.append(self.db.dispose)

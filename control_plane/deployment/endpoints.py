@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from control_plane.auth.permissions import Action
 from control_plane.auth.principal import Principal
@@ -30,6 +30,14 @@ from control_plane.errors import (
     ValidationFailed,
     responses,
 )
+from control_plane.idempotency.http import (
+    IDEMPOTENCY_ERRORS,
+    IdempotencyKeyHeader,
+    respond,
+    scope_of,
+    stored_json,
+)
+from control_plane.idempotency.service import Stored, run_once
 from control_plane.kit.pagination import Page, PageDep
 
 router = APIRouter(
@@ -42,7 +50,7 @@ Reader = Annotated[Principal, Depends(Authorize(Action.MODELS_READ, "tenant_memb
 Writer = Annotated[Principal, Depends(Authorize(Action.MODELS_WRITE, "tenant_member"))]
 # what a change can meet besides the router's: the plan's caps, the month's hours used
 # up, an unknown or unready target, a taken name, no cluster to run it
-CHANGE_PROBLEMS = responses(
+CHANGE_ERRORS = (
     Forbidden,
     PlanLimitExceeded,
     NotFound,
@@ -51,15 +59,18 @@ CHANGE_PROBLEMS = responses(
     QuotaExceeded,
     ClusterUnavailable,
 )
+CHANGE_PROBLEMS = responses(*CHANGE_ERRORS)
 
 
 @router.post(
     "",
     response_model=DeploymentRead,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=CHANGE_PROBLEMS,
+    responses=responses(*CHANGE_ERRORS, *IDEMPOTENCY_ERRORS),
 )
 async def create(
+    request: Request,
+    response: Response,
     session: SessionDep,
     me: Writer,
     body: DeploymentCreate,
@@ -68,20 +79,36 @@ async def create(
     quotas: QuotasDep,
     db: DatabaseDep,
     reconciler: ReconcilerDep,
-) -> DeploymentRead:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
     """Deploy a model (shared or dedicated); `status` moves from `pending` to `ready` or
-    `failed` as the cluster takes it up."""
-    deployment = await service.create(
-        session,
-        member(me),
-        body,
-        actor=me,
-        cluster=cluster,
-        quotas=quotas,
-        db=db,
-        reconciler=reconciler,
+    `failed` as the cluster takes it up. A retry with the same `Idempotency-Key` gets
+    the first answer again instead of a second deployment."""
+
+    async def deploy() -> Stored:
+        deployment = await service.create(
+            session,
+            member(me),
+            data=body,
+            actor=me,
+            cluster=cluster,
+            quotas=quotas,
+            db=db,
+            reconciler=reconciler,
+        )
+        read = await service.read(session, deployment, serve_url=settings.serve_url)
+        await session.commit()  # the key keeps this answer only once the deployment is stored
+        return stored_json(status.HTTP_202_ACCEPTED, read)
+
+    stored, _ = await run_once(
+        db,
+        tenant_id=member(me),
+        key=idempotency_key,
+        scope=scope_of(request),
+        body=await request.body(),
+        call=deploy,
     )
-    return await service.read(session, deployment, serve_url=settings.serve_url)
+    return respond(stored, sub=response)
 
 
 @router.get("", response_model=Page[DeploymentRead])

@@ -28,11 +28,16 @@ class _TooLarge(Exception):
     """Raised into the app by ``receive`` once the body crosses the limit."""
 
 
+# a route whose ``openapi_extra`` sets this reads its body itself, under its plan's limit
+PLAN_LIMITED = "x-atrium-plan-limited-upload"
+
+
 def streams_upload(route: Any) -> bool:
-    """Whether a route reads a multipart upload itself (see ``kit.uploads``)."""
+    """Whether a route reads an upload itself (see ``kit.uploads``): a multipart form, or
+    one marked ``PLAN_LIMITED`` (a Ray job's package)."""
     extra = getattr(route, "openapi_extra", None) or {}
     content = extra.get("requestBody", {}).get("content", {})
-    return "multipart/form-data" in content
+    return "multipart/form-data" in content or bool(extra.get(PLAN_LIMITED))
 
 
 class BodyLimitMiddleware:

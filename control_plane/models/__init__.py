@@ -6,7 +6,9 @@ from control_plane.models.base import Base
 from control_plane.models.dataset import Dataset
 from control_plane.models.deployment import Deployment
 from control_plane.models.event import Event, OutboxPending
+from control_plane.models.idempotency_key import IdempotencyKey
 from control_plane.models.invoice import Invoice
+from control_plane.models.job import Job
 from control_plane.models.model import Model
 from control_plane.models.model_alias import ModelAlias
 from control_plane.models.model_version import ModelVersion
@@ -25,7 +27,9 @@ __all__ = [
     "Dataset",
     "Deployment",
     "Event",
+    "IdempotencyKey",
     "Invoice",
+    "Job",
     "Model",
     "ModelAlias",
     "ModelVersion",

@@ -32,6 +32,9 @@ class Limit(StrEnum):
     MAX_UPLOAD_MB = "max_upload_mb"
     MAX_PREDICTION_TIMEOUT_MS = "max_prediction_timeout_ms"
     MAX_WEBHOOKS = "max_webhooks"
+    MAX_CLUSTER_CPUS = "max_cluster_cpus"
+    MAX_CLUSTER_GPUS = "max_cluster_gpus"
+    CLUSTER_IDLE_MINUTES = "cluster_idle_minutes"
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,13 @@ class Limits(_Strict):
     max_upload_mb: Amount
     max_prediction_timeout_ms: Amount
     max_webhooks: Amount
+    max_cluster_cpus: Amount = Field(
+        description="CPUs of the tenant's own Ray cluster (Ray resources and a real cap)."
+    )
+    max_cluster_gpus: Amount = Field(description="GPUs of the tenant's own Ray cluster.")
+    cluster_idle_minutes: Amount = Field(
+        description="The tenant's Ray cluster stops after this long with no job and no call."
+    )
 
     def get(self, limit: Limit) -> float | None:
         value: float | None = getattr(self, limit.value)

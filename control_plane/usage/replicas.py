@@ -52,8 +52,13 @@ class ReplicaMeter:
         slot_s: int = 60,
         max_gap_s: float = 120.0,
         clock: Callable[[], datetime] = utcnow,
+        source: str = "replicas",
+        dimension: str = "deployment",
     ) -> None:
+        """``source`` and ``dimension`` name what is metered in the ledger: a dedicated
+        deployment's replicas, or a tenant's own Ray cluster (``cluster``)."""
         self._quotas, self._clock = quotas, clock
+        self._source, self._dimension = source, dimension
         self._slot, self._max_gap = timedelta(seconds=slot_s), timedelta(seconds=max_gap_s)
         self._last: datetime | None = None
         self._seen: dict[str, Running] = {}
@@ -97,7 +102,7 @@ class ReplicaMeter:
 
     async def _meter(self, deployment_id: str, slot: datetime, acc: _Slot) -> None:
         """Whole seconds; the fraction left over is carried into the deployment's next slot."""
-        source = f"replicas:{deployment_id}:{slot.isoformat()}"
+        source = f"{self._source}:{deployment_id}:{slot.isoformat()}"
         for limit, seconds in (
             (Limit.MONTHLY_CPU_HOURS, acc.cpu_s),
             (Limit.MONTHLY_GPU_HOURS, acc.gpu_s),
@@ -111,6 +116,6 @@ class ReplicaMeter:
                     amount,
                     source_id=source,
                     occurred_at=slot,
-                    dimensions={"deployment": acc.name, "deployment_id": deployment_id},
+                    dimensions={self._dimension: acc.name, f"{self._dimension}_id": deployment_id},
                 )
             self._carry[(deployment_id, limit)] = max(0.0, total - amount)

@@ -27,13 +27,18 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def start_api(
+    home: Path, *, log: Path | None = None, **settings: str
+) -> tuple[str, subprocess.Popen[str]]:
+    """`atrium api` on a free port with ``home``, once it answers /readyz; its output in
+    a pipe, or in ``log`` (a long-lived server would fill a pipe no one reads)."""
     port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
+    out = log.open("a") if log is not None else subprocess.PIPE
     proc = subprocess.Popen(
         [ATRIUM, "api", "--port", str(port)],
-        env=_env(tmp_path / "home"),
-        stdout=subprocess.PIPE,
+        env={**_env(home), **settings},
+        stdout=out,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -48,7 +53,17 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     else:
         proc.kill()
         pytest.fail(f"atrium api did not become ready:\n{proc.communicate()[0]}")
-    yield base, proc
+    return base, proc
+
+
+def stop_api(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.communicate()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    base, proc = start_api(tmp_path / "home")
+    yield base, proc
+    stop_api(proc)

@@ -54,6 +54,9 @@ def test_every_route_declares_one_action(tmp_path: Any) -> None:
         "['GET'] /.well-known/jwks.json",
         "['POST'] /api/v1/auth/token",
         "['POST'] /api/v1/auth/refresh",
+        # a sign-in ticket, and the dashboard's cookie (or a key with jobs:read), checked inside
+        "['GET'] /api/v1/ray/dashboard/login",
+        "['GET'] /api/v1/ray/dashboard/{path}",
     }
 
 
