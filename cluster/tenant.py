@@ -37,14 +37,16 @@ class ClusterShape:
 @dataclass(frozen=True)
 class ClusterInfo:
     """One tenant's cluster as the control plane sees it. ``address`` is the head's
-    dashboard (Jobs API) URL and ``token`` its Ray auth token: both stay in the control
-    plane."""
+    dashboard (Jobs API) URL, reached through the Unix socket ``socket`` when one is
+    given (a head with no network of its own), and ``token`` its Ray auth token: all
+    stay in the control plane."""
 
     tenant_id: str
     status: ClusterStatus
     shape: ClusterShape | None = None
     address: str | None = None
     token: str | None = field(default=None, repr=False)
+    socket: str | None = None
     started_at: datetime | None = None
     error: str | None = None
 

@@ -4,10 +4,12 @@
 a private ``/tmp`` and ``/dev/shm`` and Ray temp dir, no view of ``ATRIUM_HOME``, the
 artifact store or the platform's Ray session, an environment built from an allow-list
 plus this cluster's own token, and the plan's CPU and memory both as Ray resources and
-as cgroup (or rlimit) caps. Every port the head and its workers use is chosen here, so
-no two clusters (nor the platform's) collide. The head shares the host's network (the
-control plane must reach its dashboard on loopback); what keeps a tenant's job out of
-the platform's Ray is that cluster's token, which no tenant ever holds.
+as cgroup (or rlimit) caps. The head has a network namespace of its own, with nothing
+but loopback: a tenant's job reaches neither the platform's Ray, Postgres or Redis nor
+the internet. The control plane reaches the head's dashboard through a Unix socket in
+the sandbox's scratch directory (``cluster/relay.py`` joins it to the dashboard's port).
+Every port the head and its workers use is still chosen here, distinct from the
+platform's and every other cluster's.
 
 The head lives as long as the control plane process (``--die-with-parent``); a head
 that exits on its own reads ``failed`` until the next ``ensure`` starts a new one.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import resource
 import secrets
@@ -42,6 +45,8 @@ from cluster.tenant import (
 )
 
 HOST = "127.0.0.1"
+SOCKET = "dashboard.sock"  # in the sandbox's scratch directory
+ADDRESS = "http://tenant-cluster"  # the host name means nothing: the socket is the way in
 WORKER_PORTS = 32  # the head's worker processes: one port each
 START_TIMEOUT_S = 90.0
 # Ray's head and its agents run hundreds of threads; the pids cgroup counts threads
@@ -90,8 +95,8 @@ class _Head:
     error: str | None = None
 
     @property
-    def address(self) -> str:
-        return f"http://{HOST}:{self.ports.dashboard}"
+    def socket(self) -> str:
+        return str(self.process.scratch / SOCKET)
 
 
 class LocalClusters(TenantClusters):
@@ -143,8 +148,9 @@ class LocalClusters(TenantClusters):
             tenant_id=head.shape.tenant_id,
             status=ClusterStatus.RUNNING if head.ready else ClusterStatus.STARTING,
             shape=head.shape,
-            address=head.address,
+            address=ADDRESS,
             token=head.token,
+            socket=head.socket,
             started_at=head.started_at,
         )
 
@@ -174,7 +180,8 @@ class LocalClusters(TenantClusters):
     async def _wait_ready(self, head: _Head) -> None:
         deadline = time.monotonic() + self._start_timeout_s
         headers = {"Authorization": f"Bearer {head.token}"}
-        async with httpx.AsyncClient(timeout=2) as client:
+        transport = httpx.AsyncHTTPTransport(uds=head.socket)
+        async with httpx.AsyncClient(timeout=2, transport=transport) as client:
             while time.monotonic() < deadline:
                 if head.process.process.poll() is not None:
                     raise ClusterUnavailableError(
@@ -182,7 +189,7 @@ class LocalClusters(TenantClusters):
                         f"{_tail(head.log)}"
                     )
                 with contextlib.suppress(httpx.HTTPError):
-                    answer = await client.get(f"{head.address}/api/jobs/", headers=headers)
+                    answer = await client.get(f"{ADDRESS}/api/jobs/", headers=headers)
                     if answer.status_code == 200:
                         return
                 await asyncio.sleep(0.5)
@@ -236,6 +243,12 @@ def head_spec(shape: ClusterShape, token: str, ports: HeadPorts, log: IO[bytes])
     """The sandboxed ``ray start --head --block`` of one tenant's cluster."""
     venv = Path(sys.executable).parent
     argv = [
+        sys.executable,
+        "-m",
+        "cluster.relay",
+        f"/scratch/{SOCKET}",
+        str(ports.dashboard),
+        "--",
         str(venv / "ray"),
         "start",
         "--head",
@@ -273,7 +286,9 @@ def head_spec(shape: ClusterShape, token: str, ports: HeadPorts, log: IO[bytes])
         argv=argv,
         limits=limits,
         env=env,
-        network=True,
+        packages=("cluster",),  # the relay
+        read_only={str(_hosts_file()): "/etc/hosts"},  # "tenant" (its hostname) is loopback
+        network=False,
         stdout=log,  # what `ray start` says; Ray keeps its own logs under /scratch/ray
         stderr=subprocess.STDOUT,
     )
@@ -305,3 +320,12 @@ def _reap(process: Sandboxed) -> None:
     with contextlib.suppress(Exception):
         process.process.wait(timeout=30)
     process.close()
+
+
+@functools.cache
+def _hosts_file() -> Path:
+    """An /etc/hosts for the sandbox: with no network, Ray's workers still resolve the
+    sandbox's hostname at once instead of waiting on a resolver that is not there."""
+    path = Path(tempfile.gettempdir()) / "atrium-sandbox-hosts"
+    path.write_text("127.0.0.1 localhost tenant\n::1 localhost\n")
+    return path

@@ -60,7 +60,7 @@ class TenantClusterService:
     settings: Settings
     meter: ReplicaMeter
     _last_used: dict[str, float] = field(default_factory=dict)
-    _client: httpx.AsyncClient | None = None
+    _clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
 
     async def shape(self, tenant_id: str) -> ClusterShape:
         limits = await self.quotas.limits(tenant_id)
@@ -101,7 +101,11 @@ class TenantClusterService:
         return await self.backend.info(tenant_id)
 
     async def stop(self, tenant_id: str) -> None:
+        info = await self.backend.info(tenant_id)
         await self.backend.stop(tenant_id)
+        client = self._clients.pop(info.socket or "", None) if info.socket else None
+        if client is not None:
+            await client.aclose()
         self._last_used.pop(tenant_id, None)
         await self._fail_orphans(tenant_id, "the tenant's Ray cluster was stopped")
 
@@ -126,13 +130,30 @@ class TenantClusterService:
         params: Any = None,
     ) -> httpx.Response:
         """One call to the cluster's dashboard (Jobs API), with its token."""
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.settings.ray_proxy_timeout_seconds)
         assert info.address is not None and info.token is not None
         sent = {**(headers or {}), "Authorization": f"Bearer {info.token}"}
-        return await self._client.request(
-            method, f"{info.address}{path}", content=content, headers=sent, params=params
-        )
+        try:
+            return await self._client_for(info).request(
+                method, f"{info.address}{path}", content=content, headers=sent, params=params
+            )
+        except httpx.HTTPError as exc:
+            raise ClusterUnavailable(f"the tenant's Ray cluster did not answer: {exc}") from exc
+
+    def _client_for(self, info: ClusterInfo) -> httpx.AsyncClient:
+        """A client per way in: the cluster's Unix socket, or plain TCP."""
+        key = info.socket or ""
+        client = self._clients.get(key)
+        if client is None:
+            transport = httpx.AsyncHTTPTransport(uds=info.socket) if info.socket else None
+            client = httpx.AsyncClient(
+                timeout=self.settings.ray_proxy_timeout_seconds,
+                transport=transport,
+                # a fresh connection per call: the head closes idle ones whenever it likes,
+                # and a POST must never land on one it is closing
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
+            self._clients[key] = client
+        return client
 
     # --- the periodic work -----------------------------------------------------------
 
@@ -175,7 +196,7 @@ class TenantClusterService:
 
     async def _poll(self, info: ClusterInfo, jobs: list[Job]) -> None:
         for job in jobs:
-            with contextlib.suppress(httpx.HTTPError):
+            with contextlib.suppress(ClusterUnavailable):
                 answer = await self.request(info, "GET", f"/api/jobs/{job.submission_id}")
                 if answer.status_code == 404:
                     _end([job], "failed", "Ray no longer knows this job (its cluster restarted)")
@@ -190,8 +211,8 @@ class TenantClusterService:
 
     async def close(self) -> None:
         await self.backend.close()
-        if self._client is not None:
-            await self._client.aclose()
+        for client in self._clients.values():
+            await client.aclose()
 
 
 def apply_ray_status(job: Job, ray: Mapping[str, Any]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
@@ -29,6 +29,8 @@ from control_plane.job.ray_api import ClustersDep, forward, reader_tenant
 COOKIE = "atrium_ray_dashboard"
 TICKET_S = 60
 SESSION_S = 15 * 60
+# where the sign-in lands: only a page of the dashboard (a hash route), never another URL
+PAGE = r"^#/[A-Za-z0-9/_-]*$"
 
 router = APIRouter(prefix=PREFIX, tags=["ray dashboard"])
 Reader = Annotated[Principal, Depends(Authorize(Action.JOBS_READ, "tenant_member"))]
@@ -62,10 +64,22 @@ async def session(me: Reader, request: Request) -> DashboardLink:
     status_code=303,
     summary="Exchange a sign-in ticket for the dashboard's cookie",
 )
-async def login(ticket: str, request: Request) -> RedirectResponse:
+async def login(
+    ticket: str,
+    request: Request,
+    page: Annotated[
+        str,
+        Query(
+            alias="next",
+            pattern=PAGE,
+            description="The dashboard page to land on, a hash route such as `#/jobs`.",
+        ),
+    ] = "",
+) -> RedirectResponse:
+    """Set the dashboard's cookie from a sign-in ticket and lead to the dashboard."""
     passes = get_services(request).dashboard_passes
     tenant_id = passes.check("ticket", ticket, TICKET_S)
-    answer = RedirectResponse(f"{PREFIX}/", status_code=303)
+    answer = RedirectResponse(f"{PREFIX}/{page}", status_code=303)
     answer.set_cookie(
         COOKIE,
         passes.issue("session", tenant_id, "cookie"),

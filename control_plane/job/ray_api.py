@@ -12,10 +12,13 @@ this tenant's cluster: 404.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.metadata
 import json
 import logging
+import secrets
+import time
 from typing import Annotated, Any
 
 import httpx
@@ -69,6 +72,8 @@ Reader = Annotated[Principal, Depends(Authorize(Action.JOBS_READ, "tenant_member
 Writer = Annotated[Principal, Depends(Authorize(Action.JOBS_WRITE, "tenant_member"))]
 # Ray's version of its Jobs API (ray.dashboard.modules.version.CURRENT_VERSION)
 JOBS_API_VERSION = "4"
+AGENT_WAIT_S = 60.0
+JSON_BODY = {"content-type": "application/json"}
 # what is not passed on either way: hop-by-hop headers, and the caller's credentials
 _DROPPED = {
     "authorization",
@@ -165,9 +170,7 @@ async def submit(
     async def call() -> Stored:
         await _room_for_a_job(db, tenant_id, limits.get(Limit.MAX_CONCURRENT_JOBS))
         info = await clusters.ensure(tenant_id)
-        answer = await clusters.request(
-            info, "POST", "/api/jobs/", content=body, headers={"content-type": "application/json"}
-        )
+        answer = await _submit(clusters, info, body)
         if answer.status_code == 200:
             await _record(db, tenant_id, me, body, answer.json())
         return Stored(answer.status_code, _passed(answer.headers), answer.content)
@@ -239,13 +242,18 @@ async def job_logs_tail(websocket: WebSocket, submission_id: str) -> None:
     await websocket.accept()
     assert info.address is not None and info.token is not None
     url = info.address.replace("http://", "ws://", 1) + f"/api/jobs/{submission_id}/logs/tail"
+    options: dict[str, Any] = {
+        "additional_headers": {"Authorization": f"Bearer {info.token}"},
+        "max_size": None,
+        "compression": None,  # Ray's dashboard proxy drops deflated frames
+    }
+    connecting = (
+        websockets.unix_connect(info.socket, url, **options)
+        if info.socket
+        else websockets.connect(url, **options)
+    )
     try:
-        async with websockets.connect(
-            url,
-            additional_headers={"Authorization": f"Bearer {info.token}"},
-            max_size=None,
-            compression=None,  # Ray's dashboard proxy drops deflated frames
-        ) as upstream:
+        async with connecting as upstream:
             async for message in upstream:
                 services.clusters.touch(info.tenant_id)
                 await websocket.send_text(
@@ -270,6 +278,42 @@ async def reader_tenant(connection: HTTPConnection, authorization: str | None) -
     return member(admitted.principal)
 
 
+async def _submit(clusters: TenantClusterService, info: ClusterInfo, body: bytes) -> httpx.Response:
+    """POST the job under a submission id fixed here (the caller's, or a new one), so
+    that it can be retried safely: a head that has just started may not have its job
+    agent yet (Ray answers 500 "No available agent") or may drop the connection; a retry
+    of a submission that did land finds it under its id instead of starting a second."""
+    request = json.loads(body)
+    request.setdefault("submission_id", f"raysubmit_{secrets.token_hex(8)}")
+    sid, sent = request["submission_id"], json.dumps(request).encode()
+    deadline, tried = time.monotonic() + AGENT_WAIT_S, False
+    while True:
+        try:
+            answer = await clusters.request(
+                info,
+                "POST",
+                "/api/jobs/",
+                content=sent,
+                headers={"content-type": "application/json"},
+            )
+        except ClusterUnavailable:
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if tried and answer.status_code == 400 and await _exists(clusters, info, sid):
+                return httpx.Response(200, json={"job_id": None, "submission_id": sid})
+            if answer.status_code != 500 or b"No available agent" not in answer.content:
+                return answer
+            if time.monotonic() > deadline:
+                return answer
+        tried = True
+        await asyncio.sleep(0.5)
+
+
+async def _exists(clusters: TenantClusterService, info: ClusterInfo, sid: str) -> bool:
+    return (await clusters.request(info, "GET", f"/api/jobs/{sid}")).status_code == 200
+
+
 async def _running(clusters: TenantClusterService, tenant_id: str) -> ClusterInfo:
     info = await clusters.info(tenant_id)
     if info.status is not ClusterStatus.RUNNING:
@@ -287,17 +331,14 @@ async def forward(
 ) -> Response:
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED}
     content = body if body is not None else await request.body()
-    try:
-        answer = await clusters.request(
-            info,
-            request.method,
-            path,
-            content=content or None,
-            headers=headers,
-            params=list(request.query_params.multi_items()),
-        )
-    except httpx.HTTPError as exc:
-        raise ClusterUnavailable(f"the tenant's Ray cluster did not answer: {exc}") from exc
+    answer = await clusters.request(
+        info,
+        request.method,
+        path,
+        content=content or None,
+        headers=headers,
+        params=list(request.query_params.multi_items()),
+    )
     return Response(answer.content, status_code=answer.status_code, headers=_passed(answer.headers))
 
 

@@ -35,6 +35,13 @@ secrets = [k for k in os.environ if k.startswith("ATRIUM")]
 print("ATRIUM_VARS", secrets)
 print("HOME_VISIBLE", pathlib.Path(os.environ["PLATFORM_HOME"]).exists())
 print("PLATFORM_RAY_TOKEN", pathlib.Path("~/.ray/auth_token").expanduser().exists())
+def reachable(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+print("REACHABLE", {p: reachable(p) for p in (5432, 6379, int(os.environ["PLATFORM_PORT"]))})
 from ray.util.state import list_actors
 print("ACTORS", sorted({a.class_name for a in list_actors()}))
 
@@ -114,8 +121,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def _job_dir(tmp_path: Path, world: World, source: str = JOB) -> Path:
     work = tmp_path / "job"
     work.mkdir()
+    port = world.base.rsplit(":", 1)[1]
     (work / "train.py").write_text(
-        f"import os\nos.environ['PLATFORM_HOME'] = {str(world.home)!r}\n{source}"
+        f"import os\nos.environ['PLATFORM_HOME'] = {str(world.home)!r}\n"
+        f"os.environ['PLATFORM_PORT'] = {port!r}\n{source}"
     )
     return work
 
@@ -127,18 +136,20 @@ def test_ray_job_submit_runs_on_the_tenants_own_cluster_and_nowhere_else(
         world.writer, "submit", "--working-dir", ".", "--", "python", "train.py",
         cwd=_job_dir(tmp_path, world),
     )  # fmt: skip
-    said = done.stdout + done.stderr
-    assert done.returncode == 0, said
-    assert "SUM 285" in said, said  # --follow streamed the job's own output
+    followed = done.stdout + done.stderr
+    assert done.returncode == 0, followed
+    assert "Running entrypoint for job" in followed, followed  # --follow streamed the log
+    submission = next(w for w in followed.split("'") if w.startswith("raysubmit_"))
+    status = world.ray(world.reader, "status", submission)
+    assert "succeeded" in (status.stdout + status.stderr).lower()
+
+    said = world.ray(world.reader, "logs", submission).stdout
+    assert "SUM 285" in said, said
     assert "NODES 1 CPUS 4.0" in said, said  # the pro plan's cluster, nothing of the platform's
     assert "ATRIUM_VARS []" in said and "HOME_VISIBLE False" in said, said
     assert "PLATFORM_RAY_TOKEN False" in said, said
-    submission = next(w for w in said.split("'") if w.startswith("raysubmit_"))
-
-    status = world.ray(world.reader, "status", submission)
-    assert "succeeded" in (status.stdout + status.stderr).lower()
-    logs = world.ray(world.reader, "logs", submission)
-    assert "SUM 285" in logs.stdout
+    # no network: neither Postgres, Redis nor the control plane on the host's loopback
+    assert "REACHABLE {5432: False, 6379: False, " in said and ": True" not in said, said
 
     # the Atrium API agrees: a job row of kind "ray", succeeded
     with world.api(world.reader) as api:
