@@ -163,6 +163,9 @@ async def submit(
     tenant_id = member(me)
     body = await request.body()
     limits = await quotas.limits(tenant_id)
+    await quotas.ensure_left(
+        tenant_id, Limit.MONTHLY_CPU_HOURS, refused="new Ray jobs are refused:"
+    )
     check_submission(
         body, await clusters.shape(tenant_id), gpus_per_job=limits.get(Limit.MAX_GPUS_PER_JOB)
     )

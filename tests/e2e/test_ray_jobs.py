@@ -60,6 +60,7 @@ class World:
     reader: str  # tenant A, jobs:read
     other: str  # tenant B, jobs:write
     home: Path
+    admin: str  # a platform admin's access token
 
     @property
     def address(self) -> str:
@@ -89,9 +90,8 @@ class World:
         )
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    root = tmp_path_factory.mktemp("jobs")
+def make_world(root: Path) -> tuple[World, subprocess.Popen[str]]:
+    """`atrium api` with two tenants on the pro plan and their keys."""
     base, proc = start_api(root / "home", log=root / "api.log", ATRIUM_JOB_POLL_SECONDS="0.5")
     http = httpx.Client(base_url=f"{base}/api/v1", timeout=30)
     admin = http.post("/auth/token", data={"username": ADMIN_EMAIL, "password": PASSWORD}).json()[
@@ -114,7 +114,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
     writer, reader = tenant_keys("acme", "jobs:write", "jobs:read")
     (other,) = tenant_keys("globex", "jobs:write")
-    yield World(base, writer, reader, other, root / "home")
+    return World(base, writer, reader, other, root / "home", admin), proc
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    made, proc = make_world(tmp_path_factory.mktemp("jobs"))
+    yield made
     stop_api(proc)
 
 
@@ -217,6 +223,24 @@ def test_the_api_refuses_what_widens_a_jobs_reach(world: World) -> None:
         assert answer.json()["field"] == field, answer.json()
 
 
+def test_a_tenant_whose_cpu_hours_are_spent_gets_429_naming_the_quota(world: World) -> None:
+    with world.api(world.other) as api:
+        tenant_id = api.get("/auth/me").json()["tenant_id"]
+    with world.api(world.admin) as admin:
+        limits = {"limits": {"monthly_cpu_hours": 0}}
+        assert admin.put(f"/tenants/{tenant_id}/limits", json=limits).status_code == 200
+        try:
+            with world.api(world.other) as api:
+                refused = api.post("/ray/api/jobs/", json={"entrypoint": "python -c 1"})
+                assert refused.status_code == 429, refused.text
+                assert refused.json()["quota"] == "monthly_cpu_hours"
+                assert "Retry-After" in refused.headers
+                assert api.post("/cluster/start").status_code == 429
+                assert api.get("/cluster").json()["status"] == "stopped"
+        finally:
+            admin.put(f"/tenants/{tenant_id}/limits", json={"limits": {}})
+
+
 def test_a_retried_submission_with_the_same_idempotency_key_is_one_job(world: World) -> None:
     body = {"entrypoint": "python -c 'print(42)'", "metadata": {"try": "one"}}
     with world.api(world.writer) as api:
@@ -299,3 +323,27 @@ def _wait_for(api: httpx.Client, submission: str, status: str) -> dict[str, Any]
             return row
         assert time.monotonic() < deadline, rows
         time.sleep(0.5)
+
+
+def test_a_control_plane_restart_leaves_a_running_job_with_a_truthful_status(
+    tmp_path: Path,
+) -> None:
+    """The local heads die with the control plane; the job says so, not "running"."""
+    made, proc = make_world(tmp_path)
+    with made.api(made.writer) as api:
+        sid = api.post(
+            "/ray/api/jobs/", json={"entrypoint": "python -c 'import time; time.sleep(600)'"}
+        ).json()["submission_id"]
+        _wait_for(api, sid, "running")
+    proc.kill()  # a crash, not a shutdown
+    proc.communicate()
+    base, again = start_api(made.home, log=tmp_path / "api2.log", ATRIUM_JOB_POLL_SECONDS="0.5")
+    try:
+        with httpx.Client(
+            base_url=f"{base}/api/v1", headers={"Authorization": f"Bearer {made.reader}"}
+        ) as api:
+            row = _wait_for(api, sid, "failed")
+            assert "not running" in row["message"] and row["ended_at"], row
+            assert api.get("/cluster").json()["status"] == "stopped"
+    finally:
+        stop_api(again)
