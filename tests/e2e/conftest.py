@@ -42,6 +42,8 @@ def start_api(
         stderr=subprocess.STDOUT,
         text=True,
     )
+    if log is not None:
+        out.close()  # type: ignore[union-attr]  # the child keeps its own copy
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -93,7 +93,13 @@ class World:
 def make_world(root: Path) -> tuple[World, subprocess.Popen[str]]:
     """`atrium api` with two tenants on the pro plan and their keys."""
     base, proc = start_api(root / "home", log=root / "api.log", ATRIUM_JOB_POLL_SECONDS="0.5")
-    http = httpx.Client(base_url=f"{base}/api/v1", timeout=30)
+    with httpx.Client(base_url=f"{base}/api/v1", timeout=30) as http:
+        return _world(http, base, root, proc)
+
+
+def _world(
+    http: httpx.Client, base: str, root: Path, proc: subprocess.Popen[str]
+) -> tuple[World, subprocess.Popen[str]]:
     admin = http.post("/auth/token", data={"username": ADMIN_EMAIL, "password": PASSWORD}).json()[
         "access_token"
     ]

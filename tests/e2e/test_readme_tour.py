@@ -87,7 +87,7 @@ def script(blocks: list[Block], *, api: str, serve: str, hook_port: int, models:
         else:
             lines.append(body)
     lines.append(
-        'echo "@@vars $(jq -cn --arg key "$KEY" --arg model "$MODEL" '
+        'echo "@@vars $(jq -cn --arg key "$OWNER" --arg model "$MODEL" '
         '--arg churn "$CHURN" \'{$key, $model, $churn}\')" >&2'
     )
     return "\n".join(lines) + "\n"
@@ -154,6 +154,8 @@ def test_the_readme_tour_runs_line_by_line(tmp_path: Path) -> None:
             assert (status, method) == expected[:2] and url.endswith(expected[2]), (found, context)
         assert '"code":"rate_limited"' in said and '"code":"model_rejected"' in said, context
         assert "fraud version 1: ready" in said, context
+        assert "sum of squares: 285" in said, context  # `ray job submit` followed its log
+        assert "/api/v1/ray/dashboard/login?ticket=" in said, context
 
         final = json.loads(errors.rsplit("@@vars ", 1)[1].splitlines()[0])
         api = httpx.Client(
@@ -185,7 +187,9 @@ def test_the_readme_tour_runs_line_by_line(tmp_path: Path) -> None:
         python = next(b for b in tour if b.lang == "python")
         printed = [
             line
-            for line in said.split(f"@@block {python.line}\n", 1)[1].splitlines()
+            for line in said.split(f"@@block {python.line}\n", 1)[1]
+            .split("@@block ", 1)[0]
+            .splitlines()
             if line.strip()
         ]
         assert "'name': 'atrium'" in printed[0], context
