@@ -187,6 +187,8 @@ def test_ray_job_submit_runs_on_the_tenants_own_cluster_and_nowhere_else(
             assert answer.headers["content-type"] == "application/problem+json"
 
 
+# Ray's SDK tails logs with aiohttp's ws_connect(ssl=None), which aiohttp deprecates
+@pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")
 def test_job_submission_client_follows_logs_and_a_failing_job_says_why(world: World) -> None:
     from ray.job_submission import JobSubmissionClient
 
@@ -268,11 +270,18 @@ def test_the_dashboard_through_a_sign_in_link_shows_this_tenants_jobs_only(
     with world.api(world.reader) as api:
         link = api.post("/ray/dashboard/session").json()
         assert link["expires_in"] == 60
-    browser = httpx.Client(
-        timeout=60, follow_redirects=True
-    )  # no API key: what a browser holds is the cookie
+    # no API key: what a browser holds is the cookie
+    with httpx.Client(timeout=60, follow_redirects=True) as browser:
+        _browse(world, browser, link["url"])
+    # another tenant's link leads to its own (stopped) cluster, not this one
+    with world.api(world.other) as api, httpx.Client(timeout=60, follow_redirects=True) as theirs:
+        landed = theirs.get(api.post("/ray/dashboard/session").json()["url"])
+        assert landed.status_code == 404 and "not running" in landed.json()["detail"]
+
+
+def _browse(world: World, browser: httpx.Client, link: str) -> None:
     assert browser.get(f"{world.address}/dashboard/").status_code == 401
-    landed = browser.get(link["url"])  # the sign-in link sets the cookie, then the page
+    landed = browser.get(link)  # the sign-in link sets the cookie, then the page
     assert landed.status_code == 200 and "Ray Dashboard" in landed.text
     cookie = browser.cookies.get("atrium_ray_dashboard")
     assert cookie and world.writer not in cookie and world.reader not in cookie
@@ -282,19 +291,10 @@ def test_the_dashboard_through_a_sign_in_link_shows_this_tenants_jobs_only(
         "authentication_mode": "disabled"
     }
     # the cookie opens the dashboard and nothing else; a forged one opens nothing
-    assert (
-        httpx.get(f"{world.base}/api/v1/jobs", cookies={"atrium_ray_dashboard": cookie}).status_code
-        == 401
-    )
-    forged = httpx.get(
-        f"{world.address}/dashboard/", cookies={"atrium_ray_dashboard": "x" + cookie}
-    )
-    assert forged.status_code == 401
-    # another tenant's link leads to its own (stopped) cluster, not this one
-    with world.api(world.other) as api:
-        theirs = httpx.Client(timeout=60, follow_redirects=True)
-        landed = theirs.get(api.post("/ray/dashboard/session").json()["url"])
-        assert landed.status_code == 404 and "not running" in landed.json()["detail"]
+    with httpx.Client(cookies={"atrium_ray_dashboard": cookie}) as other_routes:
+        assert other_routes.get(f"{world.base}/api/v1/jobs").status_code == 401
+    with httpx.Client(cookies={"atrium_ray_dashboard": "x" + cookie}) as forger:
+        assert forger.get(f"{world.address}/dashboard/").status_code == 401
 
 
 def test_a_killed_head_reads_failed_and_the_next_submission_restarts_it(world: World) -> None:

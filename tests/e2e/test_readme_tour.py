@@ -103,7 +103,7 @@ def refusals(stderr: str) -> list[tuple[int, str, str]]:
     return found
 
 
-def test_the_readme_tour_runs_line_by_line(tmp_path: Path) -> None:
+def test_the_readme_tour_runs_line_by_line(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     blocks = tour_blocks()
     start, settings = start_settings(blocks)
     tour = [b for b in blocks if b.line > start.line]
@@ -161,6 +161,7 @@ def test_the_readme_tour_runs_line_by_line(tmp_path: Path) -> None:
         api = httpx.Client(
             base_url=f"{platform.api}/api/v1", headers={"Authorization": f"Bearer {final['key']}"}
         )
+        request.addfinalizer(api.close)
         versions = api.get(f"/models/{final['model']}/versions").json()["items"]
         assert sorted(v["format"] for v in versions) == sorted(
             [

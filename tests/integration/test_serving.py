@@ -105,6 +105,7 @@ def test_shared_and_dedicated_answer_v2_v1_and_tritonclient(
         f"{platform.serve}/v1/models/fraud:predict",
         json={"instances": rows.tolist()},
         headers={"Authorization": f"Bearer {acme.key}"},
+        timeout=60,  # the dedicated replica's first prediction starts its sandboxed worker
     )
     assert v1.status_code == 200, v1.text
     expected = _expected(skl_path, "sklearn-skops", MATRIX, rows)
