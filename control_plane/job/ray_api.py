@@ -342,6 +342,8 @@ async def forward(
         headers=headers,
         params=list(request.query_params.multi_items()),
     )
+    if answer.status_code == 404:  # Ray's plain-text 404 (another tenant's id, too): a Problem
+        raise NotFound(answer.text.strip()[:300] or "not found on the tenant's Ray cluster")
     return Response(answer.content, status_code=answer.status_code, headers=_passed(answer.headers))
 
 

@@ -290,6 +290,9 @@ def _browse(world: World, browser: httpx.Client, link: str) -> None:
     assert browser.get(f"{world.address}/dashboard/api/authentication_mode").json() == {
         "authentication_mode": "disabled"
     }
+    missing = browser.get(f"{world.address}/dashboard/api/jobs/raysubmit_not_here")
+    assert missing.status_code == 404  # Ray's own 404, as a Problem
+    assert missing.headers["content-type"] == "application/problem+json"
     # the cookie opens the dashboard and nothing else; a forged one opens nothing
     with httpx.Client(cookies={"atrium_ray_dashboard": cookie}) as other_routes:
         assert other_routes.get(f"{world.base}/api/v1/jobs").status_code == 401
